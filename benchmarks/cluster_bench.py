@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Benchmark of cluster formation: site.yml on 3 and 12 sandbox nodes with the stand-in.
+
+Run as root from the repository: `.venv/bin/python benchmarks/cluster_bench.py [--sizes 3,12]`.
+For each size (layouts 1cp2w and 3cp9w) it brings up its own sandbox, runs site.yml cold (from fresh nodes) and
+again (no-op), and prints wall time, task and changed counts. Asserts nothing; brings every sandbox down again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SIZES = {3: ("benchflan3", "1cp2w", "10.213.40.0/24"), 12: ("benchflan12", "3cp9w", "10.213.41.0/24")}
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {}
+    for line in output.rsplit("PLAY RECAP", maxsplit=1)[-1].splitlines():
+        match = re.match(r"^(\S+)\s+:\s+(.*)$", line)
+        if match:
+            counts[match[1]] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match[2])}
+    return counts
+
+
+def playbook(inventory: Path) -> tuple[float, dict[str, dict[str, int]]]:
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "PATH": f"{BIN}:{os.environ['PATH']}"}
+    started = time.monotonic()
+    done = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), "site.yml"], cwd=REPO, env=env,
+                          capture_output=True, text=True, check=False)
+    seconds = time.monotonic() - started
+    if done.returncode != 0:
+        raise SystemExit(f"site.yml failed on {inventory}:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}")
+    return seconds, recap(done.stdout)
+
+
+def totals(counts: dict[str, dict[str, int]]) -> tuple[int, int]:
+    """Tasks run (ok counts changed ones too) and changed, summed over the hosts."""
+    return sum(c.get("ok", 0) for c in counts.values()), sum(c.get("changed", 0) for c in counts.values())
+
+
+def bench(size: int) -> list[str]:
+    name, layout, subnet = SIZES[size]
+    with tempfile.TemporaryDirectory(prefix=f"kubeboot-{name}-") as tmp:
+        inventory = Path(tmp) / "hosts.yml"
+        kubeboot = [str(BIN / "kubeboot"), "sandbox"]
+        try:
+            subprocess.run([*kubeboot, "up", "--name", name, "--layout", layout, "--standin", "--subnet", subnet,
+                            "--inventory", str(inventory)], check=True, capture_output=True, text=True)
+            cold, cold_counts = playbook(inventory)
+            warm, warm_counts = playbook(inventory)
+        finally:
+            subprocess.run([*kubeboot, "down", "--name", name], check=False, capture_output=True)
+    rows = []
+    for what, seconds, counts in (("cold converge", cold, cold_counts), ("no-op re-run", warm, warm_counts)):
+        tasks, changed = totals(counts)
+        rows.append(f"| {size} nodes ({layout}) | {what} | {seconds:.0f} s | {tasks} | {changed} |")
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="3,12", help="comma-separated node counts among 3 and 12")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("cluster_bench: needs root (sandbox nodes)")
+    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, kernel {platform.release()}")
+    print("| nodes | run | wall time | tasks (ok, all hosts) | changed |")
+    print("|---|---|---|---|---|")
+    for size in (int(s) for s in args.sizes.split(",")):
+        for row in bench(size):
+            print(row, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install what is needed, then run the whole test suite: linters, unit tests and the sandbox tests.
+# Extra arguments go to pytest (for example: scripts/test.sh -k sandbox).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$PWD/.venv/bin:$PATH"
+
+echo "== lint"
+ruff check .
+mypy
+yamllint --strict .
+ansible-lint --offline -q
+
+echo "== tests"
+status=0
+pytest -q "$@" || status=$?
+if [ "$status" -eq 5 ]; then
+  echo "test: pytest collected no tests: that is a failure" >&2
+  exit 1
+fi
+exit "$status"

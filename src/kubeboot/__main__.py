@@ -1,0 +1,5 @@
+import sys
+
+from kubeboot.cli import main
+
+sys.exit(main())

@@ -1,0 +1,631 @@
+"""Every check of the inventory contract, as pure functions over plain data returning findings.
+
+Cluster-wide checks take the settings (a dict of the cluster-wide variables); the others take the Inventory.
+`validate` runs them all.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from kubeboot.inventory import syntax
+from kubeboot.inventory.defaults import (
+    CLUSTER,
+    CONTROL_PLANE,
+    GROUPS,
+    MSMS,
+    NFS_SERVER,
+    NODE_LOCAL_SETTINGS,
+    PER_HOST_VARIABLES,
+    PREFIXES,
+    WORKERS,
+    cluster_defaults,
+    contract_variables,
+)
+from kubeboot.inventory.model import Finding, Host, Inventory, error, warning
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+ALL = "all"
+
+SUPPORTED_MINORS = ("1.31", "1.32", "1.33", "1.34")
+ENUMS: dict[str, tuple[str, ...]] = {
+    "kube_cni": ("flannel", "calico"),
+    "kube_proxy_mode": ("iptables", "ipvs", "nftables"),
+    "kube_install_method": ("package", "binary"),
+    "containerd_install_method": ("distro", "docker", "binary"),
+    "flannel_backend": ("vxlan", "vxlan-directrouting", "host-gw"),
+    "calico_encapsulation": ("IPIP", "IPIPCrossSubnet", "VXLAN", "VXLANCrossSubnet", "None"),
+}
+BOOLEANS = ("calico_nat_outgoing", "nfs_allow_world_no_root_squash")
+TRUE_STRINGS = ("true", "yes", "on", "1")
+FALSE_STRINGS = ("false", "no", "off", "0")
+# kube-apiserver refuses a larger service range (--service-cluster-ip-range): /12 for IPv4, /108 for IPv6.
+SERVICE_MIN_PREFIX = {4: 12, 6: 108}
+# The controller manager refuses a node mask more than 16 bits longer than the cluster CIDR's.
+NODE_MASK_MAX_DIFF = 16
+# calico's IPAM block size limits.
+CALICO_BLOCK = {4: (20, 32), 6: (116, 128)}
+KUBELET_MAX_PODS = 110
+HEADROOM = 2
+
+
+# ---------------------------------------------------------------- helpers
+
+def as_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in TRUE_STRINGS + FALSE_STRINGS:
+        return value.lower() in TRUE_STRINGS
+    return None
+
+
+def as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d+", value.strip()):
+        return int(value)
+    return None
+
+
+def parse_network(value: Any) -> tuple[Network | None, str | None]:
+    """A network in CIDR form with no host bits set, or the reason it is not one."""
+    if not isinstance(value, str) or "/" not in value:
+        return None, "must be a network in CIDR form, e.g. 10.244.0.0/16"
+    if "," in value:
+        return None, "must be one network (dual-stack is not supported)"
+    try:
+        return ipaddress.ip_network(value.strip(), strict=True), None
+    except ValueError:
+        try:
+            fixed = ipaddress.ip_network(value.strip(), strict=False)
+        except ValueError:
+            return None, "is not a valid network in CIDR form, e.g. 10.244.0.0/16"
+        return None, f"has host bits set: write {fixed}"
+
+
+def parse_address(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(str(value))
+    except ValueError:
+        return None
+
+
+def node_address(host: Host) -> str:
+    """The address the node is known by: node_ip, else ansible_host, else the inventory name."""
+    return str(host.var("node_ip") or host.var("ansible_host") or host.name)
+
+
+def _networks(settings: dict[str, Any]) -> tuple[Network | None, Network | None]:
+    pod, _ = parse_network(settings.get("kube_pod_subnet"))
+    service, _ = parse_network(settings.get("kube_service_subnet"))
+    return pod, service
+
+
+# ---------------------------------------------------------------- cluster-wide settings
+
+def check_version(settings: dict[str, Any]) -> list[Finding]:
+    value = settings.get("kube_version")
+    text = str(value)
+    if not isinstance(value, str) or not re.fullmatch(r"\d+\.\d+\.\d+", text):
+        hint = " (without the leading v)" if text.startswith("v") else ""
+        return [error(ALL, "kube_version", value, f"must be a full patch version such as 1.33.5{hint}; quote it")]
+    minor = ".".join(text.split(".")[:2])
+    if minor not in SUPPORTED_MINORS:
+        return [error(ALL, "kube_version", value, f"minor {minor} is not supported: use one of "
+                      f"{', '.join(SUPPORTED_MINORS)} (kubeadm config API v1beta4)")]
+    return []
+
+
+def check_enums(settings: dict[str, Any]) -> list[Finding]:
+    found = []
+    for name, allowed in ENUMS.items():
+        value = settings.get(name)
+        if value not in allowed:
+            lowered = {a.lower(): a for a in allowed}
+            near = difflib.get_close_matches(str(value).lower(), list(lowered), n=1, cutoff=0.6)
+            hint = f" (did you mean {lowered[near[0]]}?)" if near else ""
+            found.append(error(ALL, name, value, f"must be one of {', '.join(allowed)}{hint}"))
+    for name in BOOLEANS:
+        if as_bool(settings.get(name)) is None:
+            found.append(error(ALL, name, settings.get(name), "must be true or false"))
+    return found
+
+
+def check_ports(settings: dict[str, Any]) -> list[Finding]:
+    value = settings.get("kube_apiserver_port")
+    port = as_int(value)
+    if port is None or not 0 < port < 65536:
+        return [error(ALL, "kube_apiserver_port", value, "must be a port number between 1 and 65535")]
+    return []
+
+
+def check_cidrs(settings: dict[str, Any]) -> list[Finding]:
+    """CIDR syntax and host bits of the pod and service networks; same IP family."""
+    found = []
+    for name in ("kube_pod_subnet", "kube_service_subnet"):
+        _, problem = parse_network(settings.get(name))
+        if problem:
+            found.append(error(ALL, name, settings.get(name), problem))
+    pod, service = _networks(settings)
+    if pod and service and pod.version != service.version:
+        found.append(error(ALL, "kube_service_subnet", str(service),
+                           f"is IPv{service.version} but kube_pod_subnet is IPv{pod.version}: use one family"))
+    return found
+
+
+def check_service_range_size(settings: dict[str, Any]) -> list[Finding]:
+    _, service = _networks(settings)
+    if service is None:
+        return []
+    limit = SERVICE_MIN_PREFIX[service.version]
+    if service.prefixlen < limit:
+        return [error(ALL, "kube_service_subnet", str(service), f"is larger than kube-apiserver accepts: use a "
+                      f"/{limit} or smaller range (a longer prefix), e.g. {service.network_address}/{limit}")]
+    if service.num_addresses < 16:
+        return [error(ALL, "kube_service_subnet", str(service),
+                      "is too small: the cluster DNS service takes the 10th address; use a /28 or larger range")]
+    return []
+
+
+def check_disjoint_networks(settings: dict[str, Any], inventory: Inventory) -> list[Finding]:
+    """Pod, service and node networks must not overlap (node addresses, the endpoint, NFS clients)."""
+    pod, service = _networks(settings)
+    found = []
+    if pod and service and pod.version == service.version and pod.overlaps(service):
+        found.append(error(ALL, "kube_service_subnet", str(service),
+                           f"overlaps kube_pod_subnet {pod}: choose ranges that do not overlap"))
+    ranges = [(n, net) for n, net in (("kube_pod_subnet", pod), ("kube_service_subnet", service)) if net]
+    for host in inventory.cluster_hosts():
+        for variable in ("node_ip", "ansible_host"):
+            address = parse_address(host.var(variable)) if host.var(variable) else None
+            if address is None:
+                continue
+            for name, net in ranges:
+                if address.version == net.version and address in net:
+                    found.append(error(host.name, variable, str(address), f"is inside {name} {net}: the node "
+                                       f"network must not overlap it; choose another {name}"))
+    endpoint = str(settings.get("kube_control_plane_endpoint") or "")
+    host_part = endpoint.rsplit(":", 1)[0].strip("[]") if endpoint else ""
+    address = parse_address(host_part) if host_part else None
+    for name, net in ranges:
+        if address and address.version == net.version and address in net:
+            found.append(error(ALL, "kube_control_plane_endpoint", endpoint, f"is inside {name} {net}"))
+    return found
+
+
+def _ranges_for_nodes(variable: str, prefix: int, length: int, nodes: int, what: str) -> list[Finding]:
+    available = 2 ** (length - prefix)
+    if available < nodes:
+        return [error(ALL, variable, length, f"leaves {available} {what} for {nodes} nodes: use a longer prefix "
+                      f"or a larger kube_pod_subnet")]
+    if available < HEADROOM * nodes:
+        return [warning(ALL, variable, length, f"leaves {available} {what} for {nodes} nodes, little room to add "
+                        f"nodes: consider a larger kube_pod_subnet")]
+    return []
+
+
+def check_node_cidr_mask(settings: dict[str, Any], nodes: int) -> list[Finding]:
+    """kube_node_cidr_mask_size: inside the pod prefix, accepted by the controller manager, room for every node."""
+    pod, _ = _networks(settings)
+    value = settings.get("kube_node_cidr_mask_size")
+    mask = as_int(value)
+    if mask is None:
+        return [error(ALL, "kube_node_cidr_mask_size", value, "must be a prefix length (an integer such as 24)")]
+    if pod is None:
+        return []
+    if not pod.prefixlen <= mask <= pod.max_prefixlen:
+        return [error(ALL, "kube_node_cidr_mask_size", mask,
+                      f"must be between kube_pod_subnet's prefix /{pod.prefixlen} and {pod.max_prefixlen}")]
+    if mask - pod.prefixlen > NODE_MASK_MAX_DIFF:
+        return [error(ALL, "kube_node_cidr_mask_size", mask, f"is more than {NODE_MASK_MAX_DIFF} bits longer than "
+                      f"kube_pod_subnet's /{pod.prefixlen}, which the controller manager refuses")]
+    found = _ranges_for_nodes("kube_node_cidr_mask_size", pod.prefixlen, mask, nodes, "node pod ranges")
+    per_node = 2 ** (pod.max_prefixlen - mask)
+    if per_node - 2 < KUBELET_MAX_PODS:
+        found.append(warning(ALL, "kube_node_cidr_mask_size", mask, f"gives each node {per_node} addresses, fewer "
+                             f"than the kubelet's {KUBELET_MAX_PODS} pods: use /{pod.max_prefixlen - 8} or shorter"))
+    return found
+
+
+def check_flannel(settings: dict[str, Any], nodes: int) -> list[Finding]:
+    if settings.get("kube_cni") != "flannel":
+        return []
+    pod, _ = _networks(settings)
+    found = []
+    value = settings.get("flannel_subnet_len")
+    length = as_int(value)
+    if length is None:
+        return [error(ALL, "flannel_subnet_len", value, "must be a prefix length (an integer such as 24)")]
+    if pod is None:
+        return []
+    if pod.version != 4:
+        found.append(error(ALL, "kube_pod_subnet", str(pod), "must be IPv4 with flannel"))
+    if length <= pod.prefixlen or length > pod.max_prefixlen:
+        found.append(error(ALL, "flannel_subnet_len", length, f"must be longer than kube_pod_subnet's "
+                           f"/{pod.prefixlen} and at most {pod.max_prefixlen}"))
+    elif length != as_int(settings.get("kube_node_cidr_mask_size")):
+        found.append(error(ALL, "flannel_subnet_len", length, "must equal kube_node_cidr_mask_size "
+                           f"({settings.get('kube_node_cidr_mask_size')}): flannel uses each node's podCIDR"))
+    bounds: dict[str, Any] = {}
+    for name in ("flannel_subnet_min", "flannel_subnet_max"):
+        raw = settings.get(name)
+        if raw in ("", None):
+            continue
+        address = parse_address(raw)
+        if address is None or address.version != pod.version or address not in pod:
+            found.append(error(ALL, name, raw, f"must be an address inside kube_pod_subnet {pod} or empty"))
+            continue
+        if 0 < length <= pod.max_prefixlen and int(address) % 2 ** (pod.max_prefixlen - length):
+            found.append(error(ALL, name, raw, f"must start a /{length} range (flannel_subnet_len)"))
+            continue
+        bounds[name] = address
+    if len(bounds) == 2 and bounds["flannel_subnet_min"] > bounds["flannel_subnet_max"]:
+        found.append(error(ALL, "flannel_subnet_max", str(bounds["flannel_subnet_max"]),
+                           "is below flannel_subnet_min"))
+    elif len(bounds) == 2 and 0 < length <= pod.max_prefixlen:
+        count = (int(bounds["flannel_subnet_max"]) - int(bounds["flannel_subnet_min"])) // 2 ** (
+            pod.max_prefixlen - length) + 1
+        if count < nodes:
+            found.append(error(ALL, "flannel_subnet_max", str(bounds["flannel_subnet_max"]),
+                               f"leaves {count} node ranges between min and max for {nodes} nodes"))
+    return found
+
+
+def check_calico(settings: dict[str, Any], nodes: int) -> list[Finding]:
+    found = []
+    for name, value in settings.items():
+        if name.startswith("calico_") and ("pool" in name or "cidr" in name):
+            found.append(error(ALL, name, value, "the calico IP pool is kube_pod_subnet: remove this "
+                               "variable and set kube_pod_subnet"))
+    if settings.get("kube_cni") != "calico":
+        return found
+    pod, _ = _networks(settings)
+    value = settings.get("calico_block_size")
+    block = as_int(value)
+    if block is None:
+        return [*found, error(ALL, "calico_block_size", value, "must be a prefix length (an integer such as 26)")]
+    if pod is None:
+        return found
+    low, high = CALICO_BLOCK[pod.version]
+    if not low <= block <= high:
+        return [*found, error(ALL, "calico_block_size", block,
+                              f"must be between {low} and {high} for IPv{pod.version}")]
+    if block < pod.prefixlen:
+        return [*found, error(ALL, "calico_block_size", block, f"must not be shorter than kube_pod_subnet's "
+                              f"/{pod.prefixlen}: the blocks come from that pool")]
+    return [*found, *_ranges_for_nodes("calico_block_size", pod.prefixlen, block, nodes, "calico blocks")]
+
+
+def check_endpoint(settings: dict[str, Any]) -> list[Finding]:
+    value = settings.get("kube_control_plane_endpoint")
+    if value in ("", None):
+        return []
+    problem = syntax.host_port(str(value))
+    return [error(ALL, "kube_control_plane_endpoint", value, f"{problem}, or leave it empty")] if problem else []
+
+
+def check_dns_domain(settings: dict[str, Any]) -> list[Finding]:
+    value = settings.get("kube_dns_domain")
+    problem = syntax.dns_subdomain(str(value)) if isinstance(value, str) else "must be a string"
+    return [error(ALL, "kube_dns_domain", value, f"{problem}, e.g. cluster.local")] if problem else []
+
+
+def check_urls(settings: dict[str, Any]) -> list[Finding]:
+    found = []
+    for name in ("kube_package_repo_url", "kube_download_url"):
+        value = settings.get(name)
+        if name == "kube_package_repo_url" and value in ("", None):
+            continue
+        problem = syntax.url(str(value)) if isinstance(value, str) else "must be a URL"
+        if problem:
+            found.append(error(ALL, name, value, problem))
+    image = settings.get("kube_image_repository")
+    problem = syntax.image_repository(str(image)) if isinstance(image, str) and image else "must not be empty"
+    if problem:
+        found.append(error(ALL, "kube_image_repository", image, problem))
+    mirrors = settings.get("containerd_registry_mirrors")
+    if not isinstance(mirrors, dict):
+        return [*found, error(ALL, "containerd_registry_mirrors", mirrors,
+                              "must be a mapping: registry host -> list of mirror URLs")]
+    for registry, urls in mirrors.items():
+        variable = f"containerd_registry_mirrors[{registry}]"
+        problem = None if registry == "_default" else syntax.host_port(str(registry), port_required=False)
+        if problem:
+            found.append(error(ALL, variable, registry, f"registry {problem}"))
+        if not isinstance(urls, list) or not urls:
+            found.append(error(ALL, variable, urls, "must be a list of mirror URLs"))
+            continue
+        for index, item in enumerate(urls):
+            problem = syntax.url(str(item))
+            if problem:
+                found.append(error(ALL, f"{variable}[{index}]", item, problem))
+    return found
+
+
+def check_public_nic_name(settings: dict[str, Any]) -> list[Finding]:
+    value = settings.get("public_nic_name")
+    problem = syntax.interface_name(value) if isinstance(value, str) else "must be a string"
+    return [error(ALL, "public_nic_name", value, f"{problem}: give a Linux interface name such as eth0")] \
+        if problem else []
+
+
+def check_settings(settings: dict[str, Any], nodes: int) -> list[Finding]:
+    """Every cluster-wide check on the settings alone."""
+    checks: list[Callable[[dict[str, Any]], list[Finding]]] = [
+        check_version, check_enums, check_ports, check_cidrs, check_service_range_size, check_endpoint,
+        check_dns_domain, check_urls, check_public_nic_name,
+    ]
+    found = [finding for check in checks for finding in check(settings)]
+    found += check_node_cidr_mask(settings, nodes)
+    found += check_flannel(settings, nodes)
+    found += check_calico(settings, nodes)
+    return found
+
+
+# ---------------------------------------------------------------- groups and hosts
+
+def check_groups(inventory: Inventory) -> list[Finding]:
+    found = []
+    control = inventory.members(CONTROL_PLANE)
+    cluster = set(inventory.members(CLUSTER))
+    workers = inventory.members(WORKERS)
+    if not control:
+        found.append(error(ALL, CONTROL_PLANE, None, "no host in the group: add at least one control plane"))
+    elif len(control) % 2 == 0:
+        found.append(warning(ALL, CONTROL_PLANE, len(control), "an even number of control planes tolerates no "
+                             "more failures than one fewer (etcd quorum): use an odd number"))
+    for name in dict.fromkeys([*control, *workers]):
+        if name not in cluster:
+            found.append(error(name, CLUSTER, None, f"{name} is in {CONTROL_PLANE} or {WORKERS} but not in "
+                               f"{CLUSTER}: make {CLUSTER} the union of both (children: {CONTROL_PLANE}, {WORKERS})"))
+    for name in inventory.members(CLUSTER):
+        if name not in control and name not in workers:
+            found.append(error(name, CLUSTER, None, f"{name} is in {CLUSTER} but neither a control plane nor a "
+                               f"worker: put it in {CONTROL_PLANE} or {WORKERS}"))
+    for name in inventory.members(MSMS):
+        if name not in cluster:
+            found.append(error(name, MSMS, None, f"msms host {name} is not a cluster node: add it to {WORKERS}"))
+        elif name not in workers:
+            found.append(warning(name, MSMS, None, f"msms host {name} is not a worker: dedicated media servers "
+                                 f"belong in {WORKERS}"))
+    for group in inventory.groups:
+        if group in GROUPS or group in ("all", "ungrouped"):
+            continue
+        near = difflib.get_close_matches(group, GROUPS, n=1, cutoff=0.8)
+        if near:
+            found.append(warning(ALL, group, None, f"unknown group; did you mean {near[0]}?"))
+    return found
+
+
+def check_node_names(inventory: Inventory) -> list[Finding]:
+    found = []
+    seen: dict[str, str] = {}
+    for host in inventory.cluster_hosts():
+        problem = syntax.dns_subdomain(host.name)
+        if problem:
+            found.append(error(host.name, "inventory_hostname", host.name,
+                               f"is not a valid Kubernetes node name: it {problem}"))
+        key = host.name.lower()
+        if key in seen:
+            found.append(error(host.name, "inventory_hostname", host.name, f"same node name as {seen[key]}"))
+        seen.setdefault(key, host.name)
+    return found
+
+
+def check_addresses(inventory: Inventory) -> list[Finding]:
+    """node_ip is an address; node addresses and MACs are unique; MACs are well formed."""
+    found = []
+    addresses: dict[str, str] = {}
+    macs: dict[str, str] = {}
+    for host in inventory.cluster_hosts():
+        node_ip = host.var("node_ip")
+        if node_ip not in (None, "") and parse_address(node_ip) is None:
+            found.append(error(host.name, "node_ip", node_ip, "must be an IP address"))
+        ansible_host = host.var("ansible_host")
+        if ansible_host not in (None, "") and syntax.host_name(str(ansible_host)):
+            found.append(error(host.name, "ansible_host", ansible_host, "must be an IP address or a DNS name"))
+        variable = "node_ip" if node_ip else "ansible_host"
+        address = node_address(host)
+        parsed = parse_address(address)
+        key = str(parsed) if parsed else address.lower()
+        if key in addresses:
+            found.append(error(host.name, variable, address, f"is also the address of {addresses[key]}: "
+                               "every node needs its own address"))
+        addresses.setdefault(key, host.name)
+        mac = host.var("public_nic_mac")
+        if mac in (None, ""):
+            continue
+        problem = syntax.mac_address(str(mac))
+        if problem:
+            found.append(error(host.name, "public_nic_mac", mac, problem))
+            continue
+        normal = syntax.normal_mac(str(mac))
+        if normal in macs:
+            found.append(error(host.name, "public_nic_mac", mac, f"is also the MAC of {macs[normal]}"))
+        macs.setdefault(normal, host.name)
+    return found
+
+
+def check_labels(host: str, labels: Any) -> list[Finding]:
+    if not isinstance(labels, dict):
+        return [error(host, "node_labels", labels, "must be a mapping of label key to value")]
+    found = []
+    for key, value in labels.items():
+        variable = f"node_labels[{key}]"
+        problem = syntax.qualified_name(str(key))
+        if problem:
+            found.append(error(host, variable, value, f"label key {problem}"))
+            continue
+        if not isinstance(value, str):
+            found.append(error(host, variable, value,
+                               f"label value must be a string: quote it ({key}: '{json.dumps(value)}')"))
+            continue
+        problem = syntax.label_value(value)
+        if problem:
+            found.append(error(host, variable, value, f"label value {problem}"))
+        elif syntax.applied_through_api(str(key)):
+            found.append(warning(host, variable, value, "the NodeRestriction admission plugin forbids kubelets "
+                                 "to set this label; the playbooks apply it through the API after join (labels "
+                                 "role), so it is not passed to the kubelet"))
+        elif not syntax.kubelet_may_set(str(key)):
+            found.append(error(host, variable, value, "kubernetes.io and k8s.io labels are reserved: the "
+                               "NodeRestriction admission plugin refuses them from kubelets; use your own prefix "
+                               "(example.com/...) or node-role.kubernetes.io/<role>"))
+    return found
+
+
+def check_taints(host: str, taints: Any) -> list[Finding]:
+    if not isinstance(taints, list):
+        return [error(host, "node_taints", taints, "must be a list of key=value:Effect or key:Effect")]
+    found = []
+    seen: set[tuple[str, str]] = set()
+    for index, taint in enumerate(taints):
+        variable = f"node_taints[{index}]"
+        if not isinstance(taint, str):
+            found.append(error(host, variable, taint, "must be a string key=value:Effect or key:Effect"))
+            continue
+        try:
+            key, value, effect = syntax.parse_taint(taint)
+        except ValueError as exc:
+            found.append(error(host, variable, taint, str(exc)))
+            continue
+        problem = syntax.qualified_name(key)
+        if problem:
+            found.append(error(host, variable, taint, f"taint key {problem}"))
+            continue
+        problem = syntax.label_value(value)
+        if problem:
+            found.append(error(host, variable, taint, f"taint value {problem}"))
+            continue
+        if effect not in syntax.TAINT_EFFECTS:
+            near = difflib.get_close_matches(effect, syntax.TAINT_EFFECTS, n=1, cutoff=0.6)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            found.append(error(host, variable, taint, f"effect must be {', '.join(syntax.TAINT_EFFECTS[:-1])} or "
+                               f"{syntax.TAINT_EFFECTS[-1]}{hint}"))
+            continue
+        if (key, effect) in seen:
+            found.append(error(host, variable, taint, f"duplicate taint: {key} already has the effect {effect}; "
+                               "keep one"))
+        seen.add((key, effect))
+    return found
+
+
+def check_nfs_exports(host: str, exports: Any, allow_world_no_root_squash: bool) -> list[Finding]:
+    if not isinstance(exports, list):
+        return [error(host, "nfs_exports", exports, "must be a list of {path, clients: [{host, options}]}")]
+    found = []
+    paths: set[str] = set()
+    for index, export in enumerate(exports):
+        variable = f"nfs_exports[{index}]"
+        if not isinstance(export, dict):
+            found.append(error(host, variable, export, "must be a mapping {path, clients}"))
+            continue
+        path = export.get("path")
+        if not isinstance(path, str) or not path.startswith("/") or re.search(r"\s", path):
+            found.append(error(host, f"{variable}.path", path, "must be an absolute path without spaces"))
+        elif path in paths:
+            found.append(error(host, f"{variable}.path", path, "is exported twice: merge the clients into one"))
+        else:
+            paths.add(path)
+        clients = export.get("clients")
+        if not isinstance(clients, list) or not clients:
+            found.append(error(host, f"{variable}.clients", clients, "must be a non-empty list of {host, options}"))
+            continue
+        for number, client in enumerate(clients):
+            where = f"{variable}.clients[{number}]"
+            if not isinstance(client, dict) or "host" not in client:
+                found.append(error(host, where, client, "must be a mapping {host, options}"))
+                continue
+            problem = syntax.nfs_client(str(client["host"]))
+            if problem:
+                found.append(error(host, f"{where}.host", client["host"], problem))
+            raw = client.get("options", [])
+            options = raw.split(",") if isinstance(raw, str) else raw
+            if not isinstance(options, list):
+                found.append(error(host, f"{where}.options", raw, "must be a comma-separated string or a list"))
+                continue
+            options = [str(o).strip() for o in options if str(o).strip()]
+            problem = syntax.nfs_options(options)
+            if problem:
+                found.append(error(host, f"{where}.options", raw, f"{problem}; see man 5 exports"))
+            if "rw" in options and "ro" in options:
+                found.append(error(host, f"{where}.options", raw, "has both rw and ro: keep one"))
+            if client["host"] == "*" and "no_root_squash" in options and not allow_world_no_root_squash:
+                found.append(error(host, f"{where}.options", raw, "no_root_squash to everyone (*) lets any host "
+                                   "write as root: name the clients, or set nfs_allow_world_no_root_squash: true"))
+    return found
+
+
+def check_host_variables(inventory: Inventory, settings: dict[str, Any]) -> list[Finding]:
+    """Labels, taints and NFS exports of every host; exports only on nfs_server hosts."""
+    found = []
+    nfs_hosts = set(inventory.members(NFS_SERVER))
+    allow = as_bool(settings.get("nfs_allow_world_no_root_squash")) is True
+    for host in inventory.hosts.values():
+        found += check_labels(host.name, host.var("node_labels", {}))
+        found += check_taints(host.name, host.var("node_taints", []))
+        exports = host.var("nfs_exports", [])
+        if host.name in nfs_hosts:
+            found += check_nfs_exports(host.name, exports, allow)
+            if exports == []:
+                found.append(warning(host.name, "nfs_exports", exports, "nfs_server host exports nothing: "
+                                     "add nfs_exports or remove it from nfs_server"))
+        elif exports not in ([], None):
+            found.append(warning(host.name, "nfs_exports", None, f"is ignored: {host.name} is not in {NFS_SERVER}"))
+    return found
+
+
+def check_consistency(inventory: Inventory, settings: dict[str, Any]) -> list[Finding]:
+    """Cluster-wide variables must have one value on every cluster node."""
+    found = []
+    names = [n for n in cluster_defaults() if n not in PER_HOST_VARIABLES and n not in NODE_LOCAL_SETTINGS]
+    for host in inventory.cluster_hosts():
+        for name in names:
+            if name in host.variables and name in settings and host.variables[name] != settings[name]:
+                found.append(error(host.name, name, host.variables[name], f"differs from the cluster's value "
+                                   f"{settings[name]!r}: cluster-wide settings belong in group_vars/all"))
+    return found
+
+
+def known_variables(extra: Iterable[str] = ()) -> frozenset[str]:
+    return contract_variables() | frozenset(extra)
+
+
+def check_typos(inventory: Inventory, known: frozenset[str]) -> list[Finding]:
+    """Unknown variables with the contract's prefixes that look like a known name."""
+    seen: dict[str, list[str]] = {}
+    for host in inventory.hosts.values():
+        for name in host.variables:
+            if name.startswith(PREFIXES) and name not in known:
+                seen.setdefault(name, []).append(host.name)
+    found = []
+    for name, hosts in seen.items():
+        near = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+        if near:
+            where = ALL if len(hosts) == len(inventory.hosts) else hosts[0]
+            found.append(warning(where, name, None, f"unknown variable; did you mean {near[0]}?"))
+    return found
+
+
+def validate(inventory: Inventory, known: frozenset[str] | None = None) -> list[Finding]:
+    """Every check; errors first, in inventory order."""
+    settings = inventory.cluster
+    nodes = max(len(inventory.cluster_hosts()), 1)
+    found = list(inventory.load_findings)
+    found += check_settings(settings, nodes)
+    found += check_disjoint_networks(settings, inventory)
+    found += check_groups(inventory)
+    found += check_node_names(inventory)
+    found += check_addresses(inventory)
+    found += check_host_variables(inventory, settings)
+    found += check_consistency(inventory, settings)
+    found += check_typos(inventory, known or known_variables())
+    unique = list({finding.line(): finding for finding in found}.values())
+    return sorted(unique, key=lambda f: f.level != "error")

@@ -1,0 +1,54 @@
+"""site.yml on a bad inventory stops at the validation, on the controller: nothing on the nodes changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import Sandbox, run_ansible
+
+pytestmark = pytest.mark.sandbox
+
+WATCHED = "/etc /usr /opt /root /var/lib/kubelet /var/lib/containerd"
+STAMP = "/run/kubeboot-validate-stamp"
+
+
+def changed_since_stamp(box: Sandbox, node: str) -> list[str]:
+    result = box.ssh(node, f"find {WATCHED} -xdev -newer {STAMP} -print 2>/dev/null || true")
+    return [line for line in result.stdout.splitlines() if line.strip()]
+
+
+def test_bad_inventory_stops_site_before_any_host(sandbox_factory: Any, tmp_path: Path) -> None:
+    box: Sandbox = sandbox_factory("pytestval", "--layout", "1cp1w", "--subnet", "10.213.21.0/24")
+    # The sandbox's own inventory is valid.
+    good = run_ansible("ansible-playbook", "-i", str(box.inventory), "playbooks/validate.yml")
+    assert "failed=0" in good.stdout.split("PLAY RECAP")[-1]
+
+    data = yaml.safe_load(box.inventory.read_text())
+    data["all"]["vars"]["kube_pod_subnet"] = "10.213.0.0/16"  # holds the nodes' own network
+    broken = tmp_path / "hosts.yml"
+    broken.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    nodes = sorted(box.nodes)
+    for node in nodes:
+        box.ssh(node, f"touch {STAMP}")
+    before = {node: box.ssh(node, "ls -la /etc /root /usr/local | md5sum").stdout for node in nodes}
+
+    result = run_ansible("ansible-playbook", "-i", str(broken), "site.yml", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert 'ansible_host = "10.213.21.' in output and "is inside kube_pod_subnet 10.213.0.0/16" in output
+    assert "ERROR cp1: ansible_host" in output
+    # Only the validation play ran: no other play started, no host was contacted.
+    assert output.count("PLAY [") == 1, output
+    assert "PLAY [Inventory | Validate]" in output
+    for node in nodes:
+        assert f"{node} " not in output.split("PLAY RECAP")[-1], output
+
+    for node in nodes:
+        assert changed_since_stamp(box, node) == [], f"{node} changed"
+        assert box.ssh(node, "ls -la /etc /root /usr/local | md5sum").stdout == before[node]
+        assert box.ssh(node, "test -e /root/.ansible/tmp && echo yes || echo no").stdout.strip() == "no"

@@ -1,0 +1,1 @@
+"""Offline stand-in for kubeadm, kubelet and kube-apiserver (test infrastructure only)."""
