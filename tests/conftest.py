@@ -71,9 +71,22 @@ def run_ansible(tool: str, *args: str, check: bool = True, timeout: float = 900)
     result = subprocess.run([str(VENV_BIN / tool), *args], capture_output=True, text=True, timeout=timeout,
                             cwd=REPO, env=env, check=False)
     if check and result.returncode != 0:
-        raise AssertionError(f"{tool} {' '.join(args)} exited {result.returncode}:\n{result.stdout[-6000:]}\n"
+        raise AssertionError(f"{tool} {' '.join(args)} exited {result.returncode}:\n"
+                             f"{task_results(result.stdout, ('fatal', 'failed'))}\n{result.stdout[-4000:]}\n"
                              f"{result.stderr[-3000:]}")
     return result
+
+
+def task_results(output: str, kinds: tuple[str, ...] = ("changed",)) -> str:
+    """Each task that reported one of `kinds` (changed, fatal, failed) for some host, with those lines."""
+    found: list[str] = []
+    task = ""
+    for line in output.splitlines():
+        if line.startswith(("TASK [", "RUNNING HANDLER [")):
+            task = line.rstrip("* ")
+        elif line.startswith(tuple(f"{kind}: [" for kind in kinds)):
+            found.append(f"{task}\n    {line[:600]}")
+    return "\n".join(found) or f"(no task reported {'/'.join(kinds)})"
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Sandbox, recap
+from tests.conftest import Sandbox, recap, task_results
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
@@ -39,7 +39,8 @@ def assert_unchanged(output: str, hosts: set[str]) -> None:
     counts = recap(output)
     assert hosts <= set(counts)
     for host in hosts:
-        assert counts[host]["changed"] == 0 and counts[host]["failed"] == 0, (host, counts, output[-4000:])
+        assert counts[host]["changed"] == 0 and counts[host]["failed"] == 0, \
+            f"{host}: {counts[host]}\n{task_results(output, ('changed', 'fatal', 'failed'))}"
 
 
 @pytest.fixture(scope="module")
