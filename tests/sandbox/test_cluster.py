@@ -2,9 +2,7 @@
 
 pytestflan (1 control plane + 2 workers, flannel): converge, every node Ready, flannel's net-conf in the cluster is
 ours, a second run and check mode change nothing; a third worker joins with every other host unchanged; a join made
-to fail half-way by the stand-in's fault marker converges on a plain re-run.
-pytestcal (3 control planes + 3 workers, calico): an init made to fail half-way converges on a plain re-run; the
-Installation in the cluster carries the pool, block size and encapsulation asked for; each node has its tunnel.
+to fail half-way by the stand-in's fault marker converges on a plain re-run. calico: test_cluster_calico.py.
 """
 
 from __future__ import annotations
@@ -14,33 +12,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Sandbox, recap, task_results
+from tests.conftest import Sandbox, recap
+from tests.sandbox.cluster_helpers import assert_unchanged, kubectl_json, ready_nodes
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
-KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
 FLAN_SUBNET = "10.213.15.0/24"
-CAL_SUBNET = "10.213.16.0/24"
 FLAN_POD_SUBNET = "10.80.0.0/16"
-CAL_POD_SUBNET = "10.90.0.0/16"
-
-
-def kubectl_json(box: Sandbox, args: str) -> Any:
-    return json.loads(box.ssh("cp1", f"{KUBECTL} {args} -o json").stdout)
-
-
-def ready_nodes(box: Sandbox) -> set[str]:
-    nodes = kubectl_json(box, "get nodes")["items"]
-    return {n["metadata"]["name"] for n in nodes
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])}
-
-
-def assert_unchanged(output: str, hosts: set[str]) -> None:
-    counts = recap(output)
-    assert hosts <= set(counts)
-    for host in hosts:
-        assert counts[host]["changed"] == 0 and counts[host]["failed"] == 0, \
-            f"{host}: {counts[host]}\n{task_results(output, ('changed', 'fatal', 'failed'))}"
 
 
 @pytest.fixture(scope="module")
@@ -110,45 +88,3 @@ def test_a_join_failed_half_way_converges_on_a_plain_rerun(flan: Sandbox) -> Non
     assert recap(rerun.stdout)["worker4"]["failed"] == 0
     assert "worker4" in ready_nodes(flan)
     assert flan.ssh("worker4", "cat /etc/kubernetes/kubeboot-join.state").stdout.strip() == "complete"
-
-
-@pytest.fixture(scope="module")
-def cal(sandbox_factory: Any) -> Sandbox:
-    box: Sandbox = sandbox_factory("pytestcal", "--layout", "3cp3w", "--standin", "--subnet", CAL_SUBNET)
-    group_vars = box.inventory.parent / "group_vars"
-    group_vars.mkdir(exist_ok=True)
-    (group_vars / "all.yml").write_text(
-        f"---\nkube_cni: calico\nkube_pod_subnet: {CAL_POD_SUBNET}\ncalico_block_size: 27\n"
-        "calico_encapsulation: IPIP\n")
-    return box
-
-
-@pytest.fixture(scope="module")
-def cal_runs(cal: Sandbox) -> dict[str, str]:
-    # The first control plane's init fails after its API server came up: a plain re-run resets it and inits again.
-    cal.ssh("cp1", "mkdir -p /etc/kubeboot-standin/faults && echo upload-config > /etc/kubeboot-standin/faults/init")
-    failed = cal.playbook("site.yml", check=False)
-    rerun = cal.playbook("site.yml")
-    again = cal.playbook("site.yml")
-    return {"failed": failed.stdout, "rerun": rerun.stdout, "again": again.stdout,
-            "failed_rc": str(failed.returncode)}
-
-
-def test_an_init_failed_half_way_converges_on_a_plain_rerun(cal: Sandbox, cal_runs: dict[str, str]) -> None:
-    assert cal_runs["failed_rc"] != "0"
-    assert "fault injected by marker" in cal_runs["failed"]
-    assert "Reset the half-finished init" in cal_runs["rerun"]
-    assert ready_nodes(cal) == {"cp1", "cp2", "cp3", "worker1", "worker2", "worker3"}
-    assert_unchanged(cal_runs["again"], {"cp1", "cp2", "cp3", "worker1", "worker2", "worker3"})
-
-
-@pytest.mark.usefixtures("cal_runs")
-def test_calico_pool_is_the_pod_subnet_with_the_block_size_and_encapsulation(cal: Sandbox) -> None:
-    installation = kubectl_json(cal, "get installations.operator.tigera.io default")
-    pool = installation["spec"]["calicoNetwork"]["ipPools"][0]
-    assert (pool["cidr"], pool["blockSize"], pool["encapsulation"]) == (CAL_POD_SUBNET, 27, "IPIP")
-    assert installation["spec"]["calicoNetwork"]["nodeAddressAutodetectionV4"] == {"interface": "eth0"}
-    tunnel = json.loads(cal.ssh("worker1", "ip -j -4 addr show dev tunl0").stdout)
-    address = tunnel[0]["addr_info"][0]["local"]
-    assert address.startswith("10.90.")
-    assert cal.ssh("worker1", "test -e /etc/cni/net.d/10-calico.conflist", check=False).returncode == 0
