@@ -14,7 +14,7 @@ ansible-lint --offline -q
 
 echo "== tests"
 status=0
-pytest -q "$@" || status=$?
+pytest -q --durations=25 "$@" || status=$?
 if [ "$status" -eq 5 ]; then
   echo "test: pytest collected no tests: that is a failure" >&2
   exit 1

@@ -360,7 +360,7 @@ def check_settings(settings: dict[str, Any], nodes: int) -> list[Finding]:
     """Every cluster-wide check on the settings alone."""
     checks: list[Callable[[dict[str, Any]], list[Finding]]] = [
         check_version, check_enums, check_ports, check_cidrs, check_service_range_size, check_endpoint,
-        check_dns_domain, check_urls, check_public_nic_name,
+        check_dns_domain, check_urls, check_public_nic_name, check_msms_settings,
     ]
     found = [finding for check in checks for finding in check(settings)]
     found += check_node_cidr_mask(settings, nodes)
@@ -453,12 +453,12 @@ def check_addresses(inventory: Inventory) -> list[Finding]:
     return found
 
 
-def check_labels(host: str, labels: Any) -> list[Finding]:
+def check_labels(host: str, labels: Any, name: str = "node_labels") -> list[Finding]:
     if not isinstance(labels, dict):
-        return [error(host, "node_labels", labels, "must be a mapping of label key to value")]
+        return [error(host, name, labels, "must be a mapping of label key to value")]
     found = []
     for key, value in labels.items():
-        variable = f"node_labels[{key}]"
+        variable = f"{name}[{key}]"
         problem = syntax.qualified_name(str(key))
         if problem:
             found.append(error(host, variable, value, f"label key {problem}"))
@@ -472,7 +472,7 @@ def check_labels(host: str, labels: Any) -> list[Finding]:
             found.append(error(host, variable, value, f"label value {problem}"))
         elif syntax.applied_through_api(str(key)):
             found.append(warning(host, variable, value, "the NodeRestriction admission plugin forbids kubelets "
-                                 "to set this label; the playbooks apply it through the API after join (labels "
+                                 "to set this label; the playbooks apply it through the API after join (node_meta "
                                  "role), so it is not passed to the kubelet"))
         elif not syntax.kubelet_may_set(str(key)):
             found.append(error(host, variable, value, "kubernetes.io and k8s.io labels are reserved: the "
@@ -481,13 +481,13 @@ def check_labels(host: str, labels: Any) -> list[Finding]:
     return found
 
 
-def check_taints(host: str, taints: Any) -> list[Finding]:
+def check_taints(host: str, taints: Any, name: str = "node_taints") -> list[Finding]:
     if not isinstance(taints, list):
-        return [error(host, "node_taints", taints, "must be a list of key=value:Effect or key:Effect")]
+        return [error(host, name, taints, "must be a list of key=value:Effect or key:Effect")]
     found = []
     seen: set[tuple[str, str]] = set()
     for index, taint in enumerate(taints):
-        variable = f"node_taints[{index}]"
+        variable = f"{name}[{index}]"
         if not isinstance(taint, str):
             found.append(error(host, variable, taint, "must be a string key=value:Effect or key:Effect"))
             continue
@@ -563,14 +563,64 @@ def check_nfs_exports(host: str, exports: Any, allow_world_no_root_squash: bool)
     return found
 
 
+LABEL_SCOPES = (("msms_labels", "msms_taints"), ("node_group_labels", "node_group_taints"),
+                ("node_labels", "node_taints"))
+
+
+def check_msms_host(host: Host) -> list[Finding]:
+    """The msms profile's per-host variables: msms_fixed a boolean, msms_public_address an IP address."""
+    found = []
+    fixed = host.var("msms_fixed", False)
+    if as_bool(fixed) is None:
+        found.append(error(host.name, "msms_fixed", fixed, "must be true or false"))
+    address = host.var("msms_public_address", "")
+    if address not in (None, "") and parse_address(address) is None:
+        found.append(error(host.name, "msms_public_address", address, "must be an IP address (the host's public "
+                           "address), or empty for the node address"))
+    return found
+
+
+def check_msms_settings(settings: dict[str, Any]) -> list[Finding]:
+    """Cluster-wide settings of the msms profile: label and annotation keys, the RTP port range, namespaces."""
+    found = []
+    for name in ("msms_fixed_label", "msms_public_address_annotation"):
+        value = settings.get(name)
+        if value is None:
+            continue
+        problem = syntax.qualified_name(str(value))
+        if problem:
+            found.append(error(ALL, name, value, f"key {problem}"))
+    port_range = settings.get("msms_rtp_port_range")
+    if port_range not in (None, ""):
+        match = re.match(r"^(\d+)-(\d+)$", str(port_range))
+        if not match or not 1 <= int(match[1]) <= int(match[2]) <= 65535:
+            found.append(error(ALL, "msms_rtp_port_range", port_range, "must be FIRST-LAST with 1 <= FIRST <= LAST "
+                               "<= 65535, e.g. 10000-20000 (or empty to open nothing)"))
+    namespaces = settings.get("msms_namespaces")
+    if namespaces is not None:
+        if not isinstance(namespaces, list):
+            found.append(error(ALL, "msms_namespaces", namespaces, "must be a list of namespace names"))
+        else:
+            for index, namespace in enumerate(namespaces):
+                text = str(namespace)
+                problem = syntax.dns_subdomain(text) if len(text) <= 63 else "is longer than 63 characters"
+                if problem or "." in text:
+                    found.append(error(ALL, f"msms_namespaces[{index}]", namespace, "a namespace name must be at "
+                                       "most 63 lowercase letters, digits and '-', starting and ending with a letter "
+                                       "or digit"))
+    return found
+
+
 def check_host_variables(inventory: Inventory, settings: dict[str, Any]) -> list[Finding]:
     """Labels, taints and NFS exports of every host; exports only on nfs_server hosts."""
     found = []
     nfs_hosts = set(inventory.members(NFS_SERVER))
     allow = as_bool(settings.get("nfs_allow_world_no_root_squash")) is True
     for host in inventory.hosts.values():
-        found += check_labels(host.name, host.var("node_labels", {}))
-        found += check_taints(host.name, host.var("node_taints", []))
+        for labels_var, taints_var in LABEL_SCOPES:
+            found += check_labels(host.name, host.var(labels_var, {}), labels_var)
+            found += check_taints(host.name, host.var(taints_var, []), taints_var)
+        found += check_msms_host(host)
         exports = host.var("nfs_exports", [])
         if host.name in nfs_hosts:
             found += check_nfs_exports(host.name, exports, allow)

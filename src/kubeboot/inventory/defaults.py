@@ -22,7 +22,8 @@ GROUPS = (CONTROL_PLANE, WORKERS, CLUSTER, NFS_SERVER, MSMS)
 
 # Variables set per host or group (not required to agree across the cluster).
 PER_HOST_VARIABLES = frozenset({
-    "ansible_host", "node_ip", "public_nic_mac", "node_labels", "node_taints", "nfs_exports",
+    "ansible_host", "node_ip", "public_nic_mac", "node_labels", "node_taints", "node_group_labels",
+    "node_group_taints", "msms_labels", "msms_taints", "msms_fixed", "msms_public_address", "nfs_exports",
 })
 
 # Cluster-wide variables that may still differ between nodes: how each node gets its software (a mirror per site,
@@ -33,7 +34,7 @@ NODE_LOCAL_SETTINGS = frozenset({
 })
 
 # Prefixes of the contract's variables: an unknown name with one of them is probably a typo.
-PREFIXES = ("kube_", "flannel_", "calico_", "nfs_", "containerd_", "public_nic_", "node_")
+PREFIXES = ("kube_", "flannel_", "calico_", "nfs_", "containerd_", "public_nic_", "node_", "msms_")
 
 DEFAULT_PACKAGE_REPO = "https://pkgs.k8s.io/core:/stable:/v{minor}"
 

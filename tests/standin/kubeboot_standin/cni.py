@@ -7,6 +7,7 @@ On a node (root "/") links are created with iproute2; under a test root they are
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
 import json
 import os
@@ -15,7 +16,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from . import paths
+import yaml
+
+from . import netfilter, paths
 from .client import ApiError, Client
 
 
@@ -132,6 +135,7 @@ class Agent:
         return items[0] if items else None
 
     def sync(self, c: Client, node: dict[str, Any]) -> None:
+        self.kube_proxy(c)
         ds = self._find(c, "apps/v1", "daemonsets", "kube-flannel-ds")
         if ds:
             self.flannel(c, node, ds)
@@ -141,6 +145,32 @@ class Agent:
             installation = self._find(c, "operator.tigera.io/v1", "installations", "default")
             if installation:
                 self.calico_operator(c, installation)
+
+    def kube_proxy(self, c: Client) -> None:
+        """What kube-proxy's DaemonSet pod does to this host in iptables mode (its default): its KUBE-* chains."""
+        if not self._find(c, "apps/v1", "daemonsets", "kube-proxy"):
+            return
+        cm = self._find(c, "", "configmaps", "kube-proxy") or {}
+        try:
+            conf = yaml.safe_load((cm.get("data") or {}).get("config.conf", "")) or {}
+        except yaml.YAMLError:
+            conf = {}
+        if str(conf.get("mode") or "iptables") == "iptables":
+            netfilter.ensure("kube-proxy", netfilter.KUBE_PROXY_IPTABLES)
+
+    def pod_sandbox(self, gw: str, conf: str) -> None:
+        """What the bridge plugin (host-local IPAM, network cbr0) and the flannel plugin record for the first pod
+        sandbox set up on cni0 (CoreDNS or any other pod): /var/lib/cni/networks/cbr0 and /var/lib/cni/flannel."""
+        state = paths.host("/var/lib/cni/networks/cbr0")
+        if state.is_dir() and any(state.iterdir()):
+            return
+        iface = ipaddress.ip_interface(gw)
+        ip = str(iface.ip + 1)
+        sandbox = hashlib.sha256(f"{self.node} {gw}".encode()).hexdigest()
+        _write(f"/var/lib/cni/networks/cbr0/{ip}", f"{sandbox}\neth0")
+        _write("/var/lib/cni/networks/cbr0/last_reserved_ip.0", ip)
+        _write("/var/lib/cni/networks/cbr0/lock", "")
+        _write(f"/var/lib/cni/flannel/{sandbox}", conf)
 
     def _event(self, c: Client, reason: str, message: str) -> None:
         if message in self.reported:
@@ -222,6 +252,10 @@ class Agent:
             self.links.ensure(
                 "flannel.1", "vxlan", f"{subnet.network_address}/32", vni=1, port=8472, dev=dev, local=local
             )
+        # flanneld --ip-masq sets up its chains before any pod (and whatever the bridge plugin then finds).
+        containers = (ds or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
+        if any("--ip-masq" in [*(cont.get("command") or []), *(cont.get("args") or [])] for cont in containers):
+            netfilter.ensure("flannel", netfilter.flannel_rules(network, str(subnet)))
         cur = self.links.get("cni0")
         if cur and cur.get("addresses") and gw not in cur["addresses"]:
             self._event(
@@ -233,6 +267,8 @@ class Agent:
             )
             return
         self.links.ensure("cni0", "bridge", gw)
+        self.pod_sandbox(gw, json.dumps({"cniVersion": "0.3.1", "name": "cbr0", "type": "bridge", "bridge": "cni0",
+                                         "ipam": {"type": "host-local", "subnet": str(subnet)}}))
         ann = (node.get("metadata") or {}).get("annotations") or {}
         if ann.get("flannel.alpha.coreos.com/backend-type") != backend:
             c.patch(
@@ -321,6 +357,8 @@ class Agent:
             )
             _write("/etc/cni/net.d/10-calico.conflist", conf)
             _write("/etc/cni/net.d/calico-kubeconfig", f"# calico kubeconfig for {self.node}\n")
+        _write("/var/lib/calico/nodename", self.node)
+        _write("/var/lib/calico/mtu", "1440")
         tunnel_ip = f"{block.network_address}/32"
         if vxlan in ("Always", "CrossSubnet"):
             self.links.ensure("vxlan.calico", "vxlan", tunnel_ip, vni=4096, port=4789)

@@ -28,7 +28,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
-from . import certs, cni, paths
+from . import certs, cni, netfilter, paths
 from .client import ApiError, Client
 from .kubeadm.preflight import cri_answers, swap_on
 
@@ -333,6 +333,8 @@ def run(argv: list[str]) -> int:
         )
         return 1
     cri = cfg.get("containerRuntimeEndpoint") or args.container_runtime_endpoint
+    # The kubelet's iptables canaries (KUBE-KUBELET-CANARY in mangle, nat and filter), as the real one makes them.
+    netfilter.ensure("kubelet", netfilter.KUBELET_CANARY)
     node = (args.hostname_override or platform.node()).lower()
     address = node_address(args.node_ip)
     serve_healthz(cfg.get("healthzBindAddress", "127.0.0.1"), paths.healthz_port(cfg))

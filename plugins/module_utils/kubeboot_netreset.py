@@ -1,0 +1,1 @@
+../../src/kubeboot/netreset.py

@@ -1,0 +1,1 @@
+../../src/kubeboot/node_meta.py

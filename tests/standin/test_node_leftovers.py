@@ -1,0 +1,71 @@
+"""What the CNI simulation and the kubelet leave on a node, as the real components do: flanneld's and kube-proxy's
+iptables chains, the kubelet's canaries and the bridge plugin's IPAM state in /var/lib/cni; kubeadm reset keeps them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubeboot_standin import cni, netfilter
+from test_units import FakeApi, flannel_objects, node
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("KUBEBOOT_STANDIN_ROOT", str(tmp_path))
+    f = tmp_path / "proc/sys/net/bridge/bridge-nf-call-iptables"
+    f.parent.mkdir(parents=True)
+    f.write_text("1\n")
+    return tmp_path
+
+
+def recorded(root: Path) -> dict[str, str]:
+    return dict(json.loads((root / "run/kubeboot-standin/iptables.json").read_text()))
+
+
+def kube_proxy_objects() -> dict[str, list[dict[str, Any]]]:
+    return {"/apis/apps/v1/daemonsets": [{"metadata": {"name": "kube-proxy"}}],
+            "/api/v1/configmaps": [{"metadata": {"name": "kube-proxy"},
+                                    "data": {"config.conf": "kind: KubeProxyConfiguration\nclusterCIDR: x\n"}}]}
+
+
+def test_flannel_sets_up_its_masquerade_chains_and_the_pod_ipam_state(root: Path) -> None:
+    api = FakeApi(flannel_objects(network="10.50.0.0/16"))
+    cni.Agent("n1").sync(api, node("n1", "10.50.3.0/24"))
+    rules = recorded(root)["flannel"]
+    assert netfilter.chains(rules) == {"nat": ["FLANNEL-POSTRTG"], "filter": ["FLANNEL-FWD"]}
+    assert '-A POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG' in rules
+    assert "-A FLANNEL-POSTRTG -s 10.50.3.0/24 -d 10.50.0.0/16" in rules
+    ipam = root / "var/lib/cni/networks/cbr0"
+    assert (ipam / "last_reserved_ip.0").read_text() == "10.50.3.2"
+    sandbox = (ipam / "10.50.3.2").read_text().split("\n")[0]
+    assert json.loads((root / f"var/lib/cni/flannel/{sandbox}").read_text())["bridge"] == "cni0"
+    cni.Agent("n1").sync(api, node("n1", "10.50.3.0/24"))  # a second sync changes nothing
+    assert sorted(p.name for p in ipam.iterdir()) == ["10.50.3.2", "last_reserved_ip.0", "lock"]
+
+
+def test_stale_cni0_keeps_the_old_ipam_state_and_still_gets_flannels_chains(root: Path) -> None:
+    """The notes' failure after a bare kubeadm reset and a new pod subnet: flanneld's chains for the new subnet are
+    there, the bridge plugin fails on cni0 and no pod of the new subnet gets an address."""
+    api = FakeApi(flannel_objects(network="10.244.0.0/16"))
+    cni.Agent("n2").sync(api, node("n2", "10.244.4.0/24"))
+    api = FakeApi(flannel_objects(network="10.60.0.0/16"))
+    cni.Agent("n2").sync(api, node("n2", "10.60.1.0/24"))
+    assert any('"cni0" already has an IP address different from 10.60.1.1/24' in e["message"] for e in api.created)
+    assert "-d 10.60.0.0/16" in recorded(root)["flannel"]
+    assert not (root / "var/lib/cni/networks/cbr0/10.60.1.2").exists()
+
+
+def test_kube_proxy_iptables_mode_chains(root: Path) -> None:
+    cni.Agent("n3").sync(FakeApi(kube_proxy_objects()), node("n3", None))
+    chains = netfilter.chains(recorded(root)["kube-proxy"])
+    assert "KUBE-SERVICES" in chains["nat"] and "KUBE-FORWARD" in chains["filter"]
+    assert chains["mangle"] == ["KUBE-PROXY-CANARY"]
+    assert netfilter.ensure("kube-proxy", netfilter.KUBE_PROXY_IPTABLES) is False  # already there
+
+
+def test_kubelet_canaries_are_in_mangle_nat_and_filter() -> None:
+    assert netfilter.chains(netfilter.KUBELET_CANARY) == {
+        t: ["KUBE-KUBELET-CANARY"] for t in ("mangle", "nat", "filter")}
