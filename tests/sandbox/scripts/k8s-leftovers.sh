@@ -3,7 +3,9 @@
 # service, running kubelet and pod sandbox still on this node; prints nothing on a clean host. Read-only.
 set -o pipefail
 export LC_ALL=C
-for p in /etc/kubernetes /var/lib/kubelet /var/lib/etcd /etc/cni/net.d /var/lib/cni /run/flannel /var/lib/calico \
+# containerd recreates /etc/cni/net.d empty whenever it starts: only its contents count.
+[ -n "$(ls -A /etc/cni/net.d 2>/dev/null)" ] && echo "path /etc/cni/net.d"
+for p in /etc/kubernetes /var/lib/kubelet /var/lib/etcd /var/lib/cni /run/flannel /var/lib/calico \
          /run/calico /var/log/calico /root/.kube/config; do
   [ -e "$p" ] || [ -L "$p" ] && echo "path $p"
 done
