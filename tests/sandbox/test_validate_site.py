@@ -23,11 +23,19 @@ def changed_since_stamp(box: Sandbox, node: str) -> list[str]:
 
 def test_bad_inventory_stops_site_before_any_host(sandbox_factory: Any, tmp_path: Path) -> None:
     box: Sandbox = sandbox_factory("pytestval", "--layout", "1cp1w", "--subnet", "10.213.21.0/24")
-    # The sandbox's own inventory is valid.
-    good = run_ansible("ansible-playbook", "-i", str(box.inventory), "playbooks/validate.yml")
+    # The sandbox's own inventory (no stand-in: no pod network manifest pinned) stops at the missing checksum.
+    unpinned = run_ansible("ansible-playbook", "-i", str(box.inventory), "playbooks/validate.yml", check=False)
+    assert unpinned.returncode != 0
+    assert "all: cni_flannel_manifest_checksum is empty (kube_cni flannel)" in " ".join(unpinned.stdout.split())
+
+    # With it pinned, the inventory is valid.
+    data = yaml.safe_load(box.inventory.read_text())
+    data["all"]["vars"]["cni_flannel_manifest_checksum"] = "sha256:" + "0" * 64
+    pinned = tmp_path / "pinned.yml"
+    pinned.write_text(yaml.safe_dump(data, sort_keys=False))
+    good = run_ansible("ansible-playbook", "-i", str(pinned), "playbooks/validate.yml")
     assert "failed=0" in good.stdout.split("PLAY RECAP")[-1]
 
-    data = yaml.safe_load(box.inventory.read_text())
     data["all"]["vars"]["kube_pod_subnet"] = "10.213.0.0/16"  # holds the nodes' own network
     broken = tmp_path / "hosts.yml"
     broken.write_text(yaml.safe_dump(data, sort_keys=False))
