@@ -39,7 +39,11 @@ def playbook(inventory: Path) -> tuple[float, dict[str, dict[str, int]]]:
                           capture_output=True, text=True, check=False)
     seconds = time.monotonic() - started
     if done.returncode != 0:
-        raise SystemExit(f"site.yml failed on {inventory}:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}")
+        log = Path(tempfile.gettempdir()) / f"cluster_bench-{inventory.parent.name}.log"
+        log.write_text(done.stdout + "\n" + done.stderr)
+        failed = [line for line in done.stdout.splitlines() if line.startswith(("fatal:", "failed:"))]
+        raise SystemExit(f"site.yml failed on {inventory} (whole output: {log}):\n" + "\n".join(failed[:20])
+                         + f"\n{done.stdout[-3000:]}")
     return seconds, recap(done.stdout)
 
 
