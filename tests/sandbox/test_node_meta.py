@@ -20,10 +20,10 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, Sandbox, recap
+from tests.sandbox.cluster_helpers import KUBECTL, kubectl_json
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
-KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
 SUBNET = "10.213.17.0/24"
 HOSTS = {"cp1", "worker1", "worker2"}
 SA = "system:serviceaccount:msms:msms-sa"
@@ -42,10 +42,6 @@ EXPECTED = {
                 {"dedicated=master:NoSchedule", "example.com/gpu:PreferNoSchedule"}),
     "worker2": ({"app": "msms", "kubeboot.io/msms-fixed": "true", "tier": "media"}, {"app=msms:NoExecute"}),
 }
-
-
-def kubectl_json(box: Sandbox, args: str) -> Any:
-    return json.loads(box.ssh("cp1", f"{KUBECTL} {args} -o json").stdout)
 
 
 def nodes(box: Sandbox) -> dict[str, dict[str, Any]]:

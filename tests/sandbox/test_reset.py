@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Sandbox, recap
+from tests.sandbox.cluster_helpers import KUBECTL, ready_nodes
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
@@ -30,7 +31,6 @@ SUBNET = "10.213.18.0/24"
 POD_A = "10.70.0.0/16"
 POD_B = "10.71.0.0/16"
 HOSTS = {"cp1", "worker1", "worker2"}
-KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
 LEFTOVERS = (Path(__file__).parent / "scripts/k8s-leftovers.sh").read_text()
 CNI0_ERROR = '"cni0" already has an IP address different from'
 CONFIRM = ("-e", "reset_confirm=true")
@@ -38,12 +38,6 @@ CONFIRM = ("-e", "reset_confirm=true")
 
 def leftovers(box: Sandbox, node: str) -> list[str]:
     return box.ssh(node, f"bash -c {shlex.quote(LEFTOVERS)}").stdout.splitlines()
-
-
-def ready_nodes(box: Sandbox) -> set[str]:
-    nodes = json.loads(box.ssh("cp1", f"{KUBECTL} get nodes -o json").stdout)["items"]
-    return {n["metadata"]["name"] for n in nodes
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])}
 
 
 def events(box: Sandbox) -> str:
