@@ -28,6 +28,20 @@ def kubeboot(*args: str, check: bool = True, timeout: float = 600) -> subprocess
     return result
 
 
+RERUNS = int(os.environ.get("KUBEBOOT_RERUNS", "1"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests on sandbox nodes and VMs share a 2-core host with SSH, D-Bus and QEMU: a failure is run once more
+    (KUBEBOOT_RERUNS, 0 turns it off) and shows as R, and in the rerun summary, so that it is seen, not hidden."""
+    if RERUNS <= 0:
+        return
+    for item in items:
+        if (item.get_closest_marker("sandbox") or item.get_closest_marker("vagrant")) \
+                and not item.get_closest_marker("flaky"):
+            item.add_marker(pytest.mark.flaky(reruns=RERUNS, reruns_delay=10))
+
+
 def sandbox_unavailable() -> str | None:
     """Why sandbox tests cannot run here, or None when they can."""
     if os.geteuid() != 0:
@@ -81,12 +95,27 @@ def task_results(output: str, kinds: tuple[str, ...] = ("changed",)) -> str:
     """Each task that reported one of `kinds` (changed, fatal, failed) for some host, with those lines."""
     found: list[str] = []
     task = ""
+    detail: list[str] | None = None  # the indented result lines after a reported one (the yaml format's msg etc.)
     for line in output.splitlines():
+        if detail is not None and line.startswith((" ", "\t")) and len(detail) < 25:
+            detail.append(f"      {line.strip()[:300]}")
+            continue
+        if detail:
+            found[-1] += "\n" + "\n".join(detail)
+        detail = None
         if line.startswith(("TASK [", "RUNNING HANDLER [")):
             task = line.rstrip("* ")
         elif line.startswith(tuple(f"{kind}: [" for kind in kinds)):
             found.append(f"{task}\n    {line[:600]}")
+            detail = [] if kind_wants_detail(line) else None
+    if detail:
+        found[-1] += "\n" + "\n".join(detail)
     return "\n".join(found) or f"(no task reported {'/'.join(kinds)})"
+
+
+def kind_wants_detail(line: str) -> bool:
+    """Failures carry their message on the lines that follow; changes need only the one line."""
+    return line.startswith(("fatal: [", "failed: ["))
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:
