@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "kubeboot.sandbox.cli",
     "kubeboot.inventory.cli",
     "kubeboot.discover.cli",
+    "kubeboot.status.cli",
     "kubeboot.vm.cli",
 )
 

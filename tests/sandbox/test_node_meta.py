@@ -3,9 +3,10 @@
 pytestmeta (1 control plane + 2 workers, worker2 in msms): after the first converge every node carries exactly the
 inventory's labels and taints (msms: the scheme and the public address annotation); a second run changes nothing;
 an inventory change (a label value, a removed taint, an added label) is shown by check mode without being made, then
-made exactly, a label set by hand surviving; the msms ServiceAccount reads nodes and nothing else; the example pod
-spec is accepted by the API server and lands only on msms nodes; an invalid inventory is refused before anything
-changes.
+made exactly, a label set by hand surviving; `kubeboot status` reports no drift on the converged cluster, then a
+label changed and a taint removed by hand (node, key, expected and actual), and none once they are put back; the
+msms ServiceAccount reads nodes and nothing else; the example pod spec is accepted by the API server and lands only
+on msms nodes; an invalid inventory is refused before anything changes.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.conftest import REPO, Sandbox, recap
+from tests.conftest import REPO, Sandbox, kubeboot, recap
 from tests.sandbox.cluster_helpers import KUBECTL, kubectl_json
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
@@ -195,6 +197,53 @@ def test_the_example_pod_spec_is_accepted_and_fits_only_msms_nodes(meta: Sandbox
     term = spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
     assert term["topologyKey"] == "kubernetes.io/hostname"
     assert "msms-pod" in term["labelSelector"]["matchExpressions"][0]["values"]
+
+
+def status(box: Sandbox, *args: str) -> subprocess.CompletedProcess[str]:
+    return kubeboot("status", "-i", str(box.inventory), *args, check=False, timeout=120)
+
+
+@pytest.mark.usefixtures("converged")
+def test_status_reports_no_drift_then_a_hand_change_by_node_key_expected_and_actual(meta: Sandbox) -> None:
+    # Runs before `changed` (which changes the inventory) and puts the cluster back, so the tests after it hold.
+    clean = status(meta, "--json")
+    assert clean.returncode == 0, clean.stdout[-3000:] + clean.stderr
+    document = json.loads(clean.stdout)
+    assert document["drift"] == [] and document["missing_from_cluster"] == [] == document["not_in_inventory"]
+    assert document["through"].startswith("cp1 (root@10.213.17.")
+    found = {n["name"]: n for n in document["nodes"]}
+    assert set(found) == HOSTS
+    for name, (labels, taints) in EXPECTED.items():
+        node = found[name]
+        assert node["ready"] == "True" and node["kubelet_version"].startswith("v1.33.")
+        assert {i["key"]: i["actual"] for i in node["managed"] if i["kind"] == "label"} == labels, name
+        assert {i["actual"] for i in node["managed"] if i["kind"] == "taint"} == taints, name
+        assert all(i["state"] == "ok" for i in node["managed"])
+        assert node["pod_cidrs"] and all(c.startswith("10.244.") for c in node["pod_cidrs"])
+    assert found["cp1"]["roles"] == ["control-plane"]
+    assert document["cni"]["found"] == ["flannel"] and document["pod_ranges"]["kubeadm_pod_subnet"] == "10.244.0.0/16"
+    assert document["nfs_exports"] is None
+
+    meta.ssh("cp1", f"{KUBECTL} label node worker1 disktype=hdd --overwrite")
+    meta.ssh("cp1", f"{KUBECTL} taint node worker1 dedicated=master:NoSchedule-")
+    try:
+        drifted = status(meta)
+        assert drifted.returncode == 3, drifted.stdout[-3000:] + drifted.stderr
+        drift = [line.strip() for line in drifted.stdout.split("DRIFT (", 1)[-1].splitlines()[1:]]
+        assert drift == ['worker1: label disktype different: expected "ssd", actual "hdd"',
+                         'worker1: taint dedicated:NoSchedule missing: expected "dedicated=master:NoSchedule", '
+                         'actual (none)'], drifted.stdout
+        as_json = json.loads(status(meta, "--json").stdout)
+        assert as_json["exit_code"] == 3
+        assert [(d["node"], d["key"], d["expected"], d["actual"]) for d in as_json["drift"]] == [
+            ("worker1", "disktype", "ssd", "hdd"), ("worker1", "dedicated:NoSchedule", "dedicated=master:NoSchedule",
+                                                    None)]
+    finally:
+        meta.ssh("cp1", f"{KUBECTL} label node worker1 disktype=ssd --overwrite")
+        meta.ssh("cp1", f"{KUBECTL} taint node worker1 dedicated=master:NoSchedule --overwrite")
+    back = status(meta)
+    assert back.returncode == 0, back.stdout[-3000:]
+    assert "no drift" in back.stdout
 
 
 @pytest.fixture(scope="module")

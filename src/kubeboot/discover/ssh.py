@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import getpass
 import logging
+import select
 import socket
 import threading
 import time
@@ -334,17 +335,21 @@ def run_script(client: paramiko.SSHClient, script: str, timeout: float) -> Comma
         channel.shutdown_write()
         stdout, stderr = bytearray(), bytearray()
         deadline = time.monotonic() + timeout
+        # Sleep until the channel has output or ends (select on its pipe) instead of polling: with many hosts at
+        # once, polling threads would take turns at the GIL that the transports need.
         while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SshError("timeout", f"the command did not finish within {timeout:g}s")
             if channel.recv_ready():
                 stdout += channel.recv(65536)
             elif channel.recv_stderr_ready():
                 stderr += channel.recv_stderr(65536)
-            elif channel.exit_status_ready() and channel.eof_received:
-                break
-            elif time.monotonic() > deadline:
-                raise SshError("timeout", f"the command did not finish within {timeout:g}s")
+            elif channel.eof_received:
+                if channel.exit_status_ready() or channel.status_event.wait(remaining):
+                    break
             else:
-                time.sleep(0.005)
+                select.select([channel], [], [], remaining)
         while channel.recv_ready():
             stdout += channel.recv(65536)
         while channel.recv_stderr_ready():

@@ -1,0 +1,227 @@
+"""Reading the cluster through the first control plane: the SSH connection the inventory gives for it and the one
+script that runs kubectl there with the admin kubeconfig (read-only: only `kubectl get`).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubeboot.discover.gather import MARKER, split_sections
+from kubeboot.discover.ssh import DEFAULT_KNOWN_HOSTS, Connector, SshError, SshOptions, run_script
+from kubeboot.discover.targets import Target
+from kubeboot.errors import KubebootError, UsageError
+from kubeboot.inventory.load import check_sources, plain
+from kubeboot.status.compare import ClusterObjects, objects_from_json
+
+EXIT_UNREACHABLE = 4
+ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
+
+# The connection variables status honours, as Ansible's ssh connection reads them.
+CONNECTION_VARIABLES = ("ansible_host", "ansible_port", "ansible_user", "ansible_ssh_private_key_file",
+                        "ansible_ssh_common_args", "ansible_ssh_extra_args")
+
+# (section, kubectl arguments, required): each runs as `kubectl --kubeconfig ADMIN get ... -o json`.
+QUERIES: tuple[tuple[str, str, bool], ...] = (
+    ("nodes", "nodes", True),
+    ("daemonsets", "daemonsets --all-namespaces", False),
+    ("kubeadm-config", "--namespace kube-system configmap kubeadm-config", False),
+    ("flannel-config", "--namespace kube-flannel configmap kube-flannel-cfg", False),
+    ("flannel-config-old", "--namespace kube-system configmap kube-flannel-cfg", False),
+    ("calico-installation", "installations.operator.tigera.io default", False),
+    ("calico-pools", "ippools.crd.projectcalico.org", False),
+)
+
+
+class UnreachableError(KubebootError):
+    """The cluster could not be reached or read through the first control plane."""
+
+    exit_code = EXIT_UNREACHABLE
+
+
+def _query_lines() -> str:
+    lines = []
+    for section, args, _ in QUERIES:
+        lines.append(f"q {section} {args}")
+    return "\n".join(lines)
+
+
+STATUS_SCRIPT = f"""\
+LC_ALL=C; export LC_ALL
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+s() {{ printf '\\n{MARKER}%s@@\\n' "$1"; }}
+K={ADMIN_KUBECONFIG}
+SUDO=
+s preflight
+if [ "$(id -u)" != 0 ]; then
+  if ! sudo -n true 2>/dev/null; then echo "sudo-refused $(id -un)"; s end; exit 0; fi
+  SUDO="sudo -n"
+fi
+if ! command -v kubectl >/dev/null 2>&1; then echo no-kubectl; s end; exit 0; fi
+if ! $SUDO test -r "$K"; then echo no-kubeconfig; s end; exit 0; fi
+echo ok
+err=$(mktemp) || exit 1
+q() {{
+  name=$1; shift
+  s "$name"; $SUDO kubectl --kubeconfig "$K" --request-timeout=20s get "$@" -o json 2>"$err"
+  rc=$?; s "$name.rc"; echo $rc; s "$name.err"; tail -n 3 "$err"
+}}
+{_query_lines()}
+rm -f "$err"
+s end
+exit 0
+"""
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach the first control plane, from its inventory variables."""
+
+    name: str
+    target: Target
+    ssh: SshOptions
+
+    @property
+    def where(self) -> str:
+        port = self.target.port or self.ssh.port
+        return f"{self.name} ({self.target.user or self.ssh.user or 'your user'}@{self.target.host}:{port})"
+
+
+def known_hosts_from_args(*args: str) -> Path | None:
+    """The UserKnownHostsFile an `ansible_ssh_common_args`/`_extra_args` value sets (the first file), if any."""
+    for text in args:
+        try:
+            words = shlex.split(text)
+        except ValueError:
+            continue
+        for index, word in enumerate(words):
+            option = word
+            if word == "-o" and index + 1 < len(words):
+                option = words[index + 1]
+            elif word.startswith("-o"):
+                option = word[2:]
+            else:
+                continue
+            key, sep, value = option.partition("=")
+            if not sep:
+                key, _, value = option.partition(" ")
+            if key.strip().lower() == "userknownhostsfile" and value.strip():
+                return Path(value.split()[0])
+    return None
+
+
+def connection(name: str, variables: Mapping[str, Any], *, known_hosts: Path | None, accept_new: bool,
+               timeout: float) -> Connection:
+    """The SSH connection to ``name``: ansible_host (else the name), ansible_port, ansible_user,
+    ansible_ssh_private_key_file; known_hosts from the argument, else UserKnownHostsFile in ansible_ssh_*_args."""
+    host = str(variables.get("ansible_host") or name)
+    port_value = variables.get("ansible_port")
+    port = 22
+    if port_value not in (None, ""):
+        try:
+            port = int(str(port_value))
+        except ValueError:
+            raise UsageError(f"{name}: ansible_port = {port_value!r} must be a number from 1 to 65535") from None
+        if not 0 < port < 65536:
+            raise UsageError(f"{name}: ansible_port = {port} must be a number from 1 to 65535")
+    key_value = variables.get("ansible_ssh_private_key_file")
+    key = Path(str(key_value)).expanduser() if key_value else None
+    if key is not None and not key.is_file():
+        raise UsageError(f"{name}: ansible_ssh_private_key_file = {key_value}: no such file; fix the variable "
+                         "or leave it out to use ssh-agent and ~/.ssh keys")
+    if known_hosts is None:
+        known_hosts = known_hosts_from_args(str(variables.get("ansible_ssh_common_args") or ""),
+                                            str(variables.get("ansible_ssh_extra_args") or ""))
+    user = variables.get("ansible_user")
+    return Connection(name=name, target=Target(spec=name, host=host, port=port, name=name),
+                      ssh=SshOptions(user=str(user) if user else None, port=port, key_file=key,
+                                     known_hosts=known_hosts or DEFAULT_KNOWN_HOSTS, accept_new=accept_new,
+                                     timeout=timeout))
+
+
+def connection_variables(sources: Sequence[str], name: str) -> dict[str, Any]:
+    """``name``'s connection variables as Ansible resolves them (group_vars, host_vars and templates included)."""
+    from ansible.errors import AnsibleError  # noqa: PLC0415 - Ansible is imported only when an inventory is read
+    from ansible.inventory.manager import InventoryManager  # noqa: PLC0415
+    from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
+    from ansible.template import Templar  # noqa: PLC0415
+    from ansible.vars.manager import VariableManager  # noqa: PLC0415
+
+    loader = DataLoader()
+    try:
+        manager = InventoryManager(loader=loader, sources=check_sources(sources))
+        variables = VariableManager(loader=loader, inventory=manager)
+        variables.safe_basedir = False
+        host = manager.get_host(name)
+        raw = variables.get_vars(host=host, include_hostvars=False)
+        templar = Templar(loader=loader, variables=raw)
+        return {key: plain(templar.template(raw[key])) for key in CONNECTION_VARIABLES if key in raw}
+    except AnsibleError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UsageError(f"{name}: its connection variables cannot be read: {first}") from exc
+
+
+FIXES = {
+    "unreachable": "check ansible_host of {name} and that the controller can reach it",
+    "refused": "check ansible_port of {name} and that sshd runs there",
+    "timeout": "check ansible_host and ansible_port of {name}, or give a longer --timeout",
+    "auth": "check ansible_user and ansible_ssh_private_key_file of {name} (or load the key into ssh-agent)",
+    "ssh": "check that {name} runs sshd on ansible_port",
+}
+
+
+def _fail(conn: Connection, problem: str, fix: str = "") -> UnreachableError:
+    return UnreachableError(f"cannot read the cluster through {conn.where}: {problem}" + (f"; {fix}" if fix else ""))
+
+
+def read_cluster(conn: Connection) -> ClusterObjects:
+    """Run the status script on the first control plane and parse what kubectl printed."""
+    try:
+        with Connector(conn.ssh) as connector, connector.connect(conn.target) as client:
+            result = run_script(client, STATUS_SCRIPT, max(conn.ssh.timeout, 30.0))
+    except SshError as exc:
+        raise _fail(conn, str(exc), FIXES.get(exc.kind, "").format(name=conn.name)) from None
+    except UsageError as exc:  # an unreadable private key
+        raise _fail(conn, str(exc).replace("--key ", "ansible_ssh_private_key_file "),
+                    f"fix ansible_ssh_private_key_file of {conn.name}") from None
+    return parse_output(conn, result.stdout, result.stderr, result.exit_status)
+
+
+def parse_output(conn: Connection, stdout: str, stderr: str = "", exit_status: int = 0) -> ClusterObjects:
+    """``ClusterObjects`` from the status script's output; UnreachableError for what stops the status."""
+    sections = split_sections(stdout)
+    preflight = sections.get("preflight", "").strip()
+    if "end" not in sections or not preflight:
+        last = (stderr.strip().splitlines() or [f"exit status {exit_status}"])[-1]
+        raise _fail(conn, f"the status script was cut short ({last})", f"check that {conn.name} has a POSIX sh")
+    if preflight.startswith("sudo-refused"):
+        user = preflight.split()[-1]
+        raise _fail(conn, f"{user} is not root and `sudo -n` is refused, so {ADMIN_KUBECONFIG} cannot be read",
+                    f"set ansible_user of {conn.name} to root or to a user with passwordless sudo")
+    if preflight == "no-kubectl":
+        raise _fail(conn, "kubectl is not installed there",
+                    f"is {conn.name} the first control plane of a cluster formed by site.yml?")
+    if preflight == "no-kubeconfig":
+        raise _fail(conn, f"{ADMIN_KUBECONFIG} is missing", "form the cluster first (site.yml)")
+    documents: dict[str, Any] = {}
+    for section, args, required in QUERIES:
+        rc = sections.get(f"{section}.rc", "").strip()
+        error = sections.get(f"{section}.err", "").strip().splitlines()
+        if rc != "0":
+            if required:
+                raise _fail(conn, f"`kubectl get {args}` failed: {error[-1] if error else 'exit ' + rc}",
+                            f"check the API server on {conn.name} (crictl ps; journalctl -u kubelet)")
+            continue
+        try:
+            documents[section] = json.loads(sections.get(section, ""))
+        except json.JSONDecodeError:
+            if required:
+                raise _fail(conn, f"`kubectl get {args}` printed no JSON") from None
+    return objects_from_json(
+        documents.get("nodes"), daemonsets=documents.get("daemonsets"), kubeadm_config=documents.get("kubeadm-config"),
+        flannel_config=documents.get("flannel-config") or documents.get("flannel-config-old"),
+        calico_installation=documents.get("calico-installation"), calico_pools=documents.get("calico-pools"))

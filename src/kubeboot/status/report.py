@@ -1,0 +1,122 @@
+"""How `kubeboot status` looks: tables for people, a JSON document for scripts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubeboot.status.compare import Drift, NodeStatus, Status
+
+EXIT_OK = 0
+EXIT_DRIFT = 3
+
+
+def exit_code(status: Status) -> int:
+    return EXIT_DRIFT if status.all_drift else EXIT_OK
+
+
+def _columns(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+def _value(value: str | None) -> str:
+    if value is None:
+        return "-"
+    return value if value else '""'
+
+
+def _node_row(node: NodeStatus) -> tuple[str, ...]:
+    if not node.in_cluster:
+        where = "not in the cluster"
+    elif not node.in_inventory:
+        where = "not in the inventory"
+    else:
+        where = f"{len(node.drift)} drift" if node.drift else "ok"
+    return (node.name, ",".join(node.roles) or ("<none>" if node.in_cluster else "-"),
+            node.kubelet_version or "-", node.ready or "-", ",".join(node.pod_cidrs) or "-", where)
+
+
+def _cluster_line(drift: list[Drift], kind: str, key: str | None = None) -> str:
+    found = [d for d in drift if d.kind == kind and (key is None or d.key == key)]
+    return "  DRIFT" if found else ""
+
+
+def table(status: Status) -> str:
+    """Nodes, their managed labels and taints, the pod network, NFS and the drift, as text."""
+    lines = [f"cluster read through {status.through}", ""]
+    lines += _columns([("NODE", "ROLES", "VERSION", "READY", "POD CIDRS", "STATUS"),
+                       *[_node_row(n) for n in status.nodes]])
+
+    meta_rows: list[tuple[str, ...]] = [("NODE", "KIND", "KEY", "INVENTORY", "CLUSTER", "STATE")]
+    for node in status.nodes:
+        meta_rows += [(node.name, item.kind, item.key, _value(item.expected), _value(item.actual),
+                       item.state if item.state == "ok" else f"{item.state.upper()}") for item in node.meta]
+    lines += ["", "Labels, taints and annotations kubeboot manages (inventory vs cluster):"]
+    lines += ["  (none declared)"] if len(meta_rows) == 1 else _columns(meta_rows)
+
+    if status.missing:
+        lines += ["", f"Inventory hosts missing from the cluster: {', '.join(status.missing)}"]
+    if status.extra:
+        lines += ["", f"Cluster nodes not in the inventory: {', '.join(status.extra)}"]
+
+    cni, ranges = status.cni, status.pod_ranges
+    lines += ["", "Pod network:",
+              f"  CNI: {', '.join(cni.found) or 'none found'} (inventory: {cni.expected})"
+              + _cluster_line(status.drift, "cni")]
+    lines += [f"    from {source}" for source in cni.sources]
+    lines.append(f"  kube_pod_subnet: {ranges.expected} (node ranges /{ranges.node_mask})")
+    lines.append(f"  kubeadm podSubnet: {ranges.cluster or 'not found'}"
+                 + _cluster_line(status.drift, "pod-subnet", "kubeadm podSubnet"))
+    lines += [f"  {source}: {', '.join(values)}" + _cluster_line(status.drift, "pod-subnet", source)
+              for source, values in ranges.cni.items()]
+
+    lines += ["", "NFS exports (declared in the inventory):"]
+    if status.nfs is None:
+        lines.append("  not declared")
+    else:
+        lines += [f"  {e.server}:{e.path} {' '.join(e.clients) or '(no clients listed)'}" for e in status.nfs]
+
+    drift = status.all_drift
+    lines.append("")
+    if drift:
+        lines.append(f"DRIFT ({len(drift)}):")
+        lines += [f"  {d.line()}" for d in drift]
+    else:
+        lines.append("no drift: the cluster is as the inventory declares")
+    return "\n".join(lines)
+
+
+def node_json(node: NodeStatus) -> dict[str, Any]:
+    return {
+        "name": node.name,
+        "in_inventory": node.in_inventory,
+        "in_cluster": node.in_cluster,
+        "inventory_roles": node.inventory_roles,
+        "roles": node.roles,
+        "kubelet_version": node.kubelet_version,
+        "ready": node.ready,
+        "pod_cidrs": node.pod_cidrs,
+        "managed": [{"kind": i.kind, "key": i.key, "expected": i.expected, "actual": i.actual, "state": i.state}
+                    for i in node.meta],
+        "labels": node.labels,
+        "taints": node.taints,
+        "drift": [d.as_dict() for d in node.drift],
+    }
+
+
+def to_json(status: Status) -> dict[str, Any]:
+    """A document for scripts; ``drift`` lists every difference, per node and cluster-wide."""
+    ranges = status.pod_ranges
+    return {
+        "through": status.through,
+        "nodes": [node_json(n) for n in status.nodes],
+        "missing_from_cluster": status.missing,
+        "not_in_inventory": status.extra,
+        "cni": {"expected": status.cni.expected, "found": status.cni.found, "sources": status.cni.sources},
+        "pod_ranges": {"kube_pod_subnet": ranges.expected, "kube_node_cidr_mask_size": ranges.node_mask,
+                       "kubeadm_pod_subnet": ranges.cluster, "cni": ranges.cni},
+        "nfs_exports": None if status.nfs is None else [
+            {"server": e.server, "path": e.path, "clients": e.clients} for e in status.nfs],
+        "drift": [d.as_dict() for d in status.all_drift],
+        "exit_code": exit_code(status),
+    }
