@@ -3,12 +3,14 @@ the stand-in package repository served. Cluster formation on top of it is tests/
 
 cp1 and worker2 install by package (pkgs.k8s.io layout, apt), worker1 by release binaries. Failures (a download that
 does not match its SHA-256, a repository that does not answer) are shown on worker2 before it converges, and leave
-nothing installed.
+nothing installed; an image repository the control plane cannot reach is shown on cp1 before it converges. The
+stand-in's crictl reaches registry.k8s.io (tests/standin/README.md), and no name under .invalid resolves.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ SUBNET = "10.213.14"
 PREPARE = "playbooks/prepare.yml"
 BAD_PORT = 8099
 KUBE_BINARIES = ("kubeadm", "kubelet", "kubectl")
+UNREACHABLE_REGISTRY = "registry.invalid"
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +115,39 @@ def test_a_repository_that_does_not_answer_fails_fast_naming_the_url(box: Sandbo
     installed_nothing(box, "worker2")
 
 
+def kubeadm_images(box: Sandbox, repository: str = "registry.k8s.io") -> list[str]:
+    return box.ssh("cp1", f"kubeadm config images list --kubernetes-version v{box_version(box)}"
+                          f" --image-repository {repository}").stdout.split()
+
+
+def node_images(box: Sandbox, node: str) -> set[str]:
+    """repository:tag of every image on the node, from `crictl images`."""
+    rows = box.ssh(node, "crictl images").stdout.splitlines()
+    assert rows[0].split()[:2] == ["IMAGE", "TAG"], rows
+    return {":".join(row.split()[:2]) for row in rows[1:]}
+
+
+def test_an_image_repository_the_control_plane_cannot_reach_fails_clearly(
+        box: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    # On the fresh cp1 (the converge below puts back the repository everything else uses). JSON results: the
+    # failure is one line of the callback's output exactly when its message is one line.
+    monkeypatch.setenv("ANSIBLE_CALLBACK_RESULT_FORMAT", "json")
+    run = box.playbook(PREPARE, "--limit", "cp1", "-e", f"kube_image_repository={UNREACHABLE_REGISTRY}", check=False)
+    assert run.returncode != 0
+    fatal = [line for line in run.stdout.splitlines() if line.startswith("fatal: [cp1]")]
+    assert len(fatal) == 1, task_results(run.stdout, ("fatal", "failed"))
+    assert "Stop when an image cannot be pulled" in run.stdout.split(fatal[0])[0].rsplit("TASK [", 1)[-1]
+    msg = json.loads(fatal[0].split(" => ", 1)[1])["msg"]
+    wanted = kubeadm_images(box, UNREACHABLE_REGISTRY)
+    assert len(wanted) == 7 and all(image.startswith(f"{UNREACHABLE_REGISTRY}/") for image in wanted)
+    assert msg.startswith(f"cp1: cannot pull {', '.join(wanted)} from {UNREACHABLE_REGISTRY}: pulling image: ")
+    assert f"dial tcp: lookup {UNREACHABLE_REGISTRY} on " in msg and "no such host" in msg
+    assert msg.endswith("Set kube_image_repository to a registry (a mirror of registry.k8s.io) that this node can"
+                        " reach.")
+    assert "\n" not in msg
+    assert node_images(box, "cp1") == set()
+
+
 @pytest.fixture(scope="module")
 def converged(box: Sandbox) -> dict[str, str]:
     first = box.playbook(PREPARE)
@@ -171,3 +207,14 @@ def test_containerd_uses_systemd_cgroups_and_the_pause_image_of_the_version(box:
         assert "SystemdCgroup = true" in config
         assert 'sandbox_image = "registry.k8s.io/pause:3.10"' in config
         assert box.ssh(node, "crictl info >/dev/null && echo ok").stdout.strip() == "ok"
+
+
+def test_the_control_plane_pulled_kubeadms_images_ahead_and_workers_did_not(
+        box: Sandbox, converged: dict[str, str]) -> None:
+    wanted = kubeadm_images(box)
+    assert node_images(box, "cp1") >= set(wanted)
+    for node in ("worker1", "worker2"):
+        assert box.ssh(node, "crictl images -q").stdout.split() == [], f"{node} pulled images"
+    pulls = [entry for entry in task_results(converged["first"]).split("TASK [")
+             if entry.splitlines() and entry.splitlines()[0].endswith("Kube packages | Pull the missing images]")]
+    assert len(pulls) == len(wanted) and all("changed: [cp1]" in entry for entry in pulls), pulls

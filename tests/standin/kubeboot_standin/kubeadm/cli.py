@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from .. import certs, config, paths, tokens
+from .. import images as image_store
 from ..client import Client
 from .common import PhaseError, config_warnings
 from .files import certificate_key, images
@@ -81,6 +82,12 @@ def parser() -> argparse.ArgumentParser:
     il.add_argument("--kubernetes-version")
     il.add_argument("--image-repository")
     il.add_argument("-o", "--output", default="text")
+    ip = img.add_parser("pull")
+    ip.add_argument("--config")
+    ip.add_argument("--kubernetes-version")
+    ip.add_argument("--image-repository")
+    ip.add_argument("--cri-socket")
+    ip.add_argument("--feature-gates")
     pr = cfg.add_parser("print").add_subparsers(dest="sub2", required=True)
     pr.add_parser("init-defaults")
     pr.add_parser("join-defaults")
@@ -250,6 +257,16 @@ def images_output(images_: list[str], output: str) -> str:
     return "".join(f"{i}\n" for i in images_)
 
 
+def pull_control_plane_images(images_: list[str]) -> None:
+    """`kubeadm config images pull`: every image, pulled again even when present, stopping at the first failure."""
+    for image in images_:
+        try:
+            image_store.pull(image)
+        except image_store.PullError as exc:
+            raise RuntimeError(f'failed to pull image "{image}": failed to pull image {image}: {exc}') from None
+        print(f"[config/images] Pulled {image}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
@@ -293,7 +310,10 @@ def main(argv: list[str] | None = None) -> int:
             if not args.config and args.image_repository:
                 cdoc["imageRepository"] = args.image_repository
             cs = config.cluster_settings(cdoc or None, paths.VERSION)
-            print(images_output(images(cs), args.output), end="")
+            if args.sub2 == "list":
+                print(images_output(images(cs), args.output), end="")
+            else:
+                pull_control_plane_images(images(cs))
         elif args.cmd == "config" and args.sub == "print":
             kind = "InitConfiguration" if args.sub2 == "init-defaults" else "JoinConfiguration"
             print(f"apiVersion: kubeadm.k8s.io/v1beta4\nkind: {kind}\n")

@@ -11,7 +11,7 @@ from ..client import Client
 from . import cluster, files
 from .common import config_warnings, default_address, run_phases, start_kubelet, wait_api, wait_for, wait_kubelet
 from .files import say
-from .preflight import report, validate_ignore
+from .preflight import pull_images, report, validate_ignore
 from .preflight import run as preflight_run
 
 INIT_PHASES = [
@@ -55,6 +55,8 @@ class InitData:
                 cdoc["kubernetesVersion"] = args.kubernetes_version
             if args.apiserver_cert_extra_sans:
                 cdoc["apiServer"] = {"certSANs": args.apiserver_cert_extra_sans.split(",")}
+            if args.image_repository:
+                cdoc["imageRepository"] = args.image_repository
         self.cs = config.cluster_settings(cdoc, paths.VERSION)
         self.init = init
         nr = dict(init.get("nodeRegistration") or {})
@@ -144,6 +146,7 @@ def phases(d: InitData) -> list[tuple[str, Any]]:
         say("[preflight] Pulling images required for setting up a Kubernetes cluster")
         say("[preflight] This might take a minute or two, depending on the speed of your internet connection")
         say("[preflight] You can also perform this action beforehand using 'kubeadm config images pull'")
+        report(pull_images(files.images(d.cs), d.nr.get("imagePullPolicy") or "IfNotPresent", d.ignore))
 
     def kubeconfigs() -> None:
         files.write_kubeconfigs(

@@ -18,7 +18,7 @@ from ..client import ApiError, Client
 from . import cluster, files
 from .common import config_warnings, run_phases, start_kubelet, wait_for, wait_kubelet
 from .files import say
-from .preflight import report, validate_ignore
+from .preflight import pull_images, report, validate_ignore
 from .preflight import run as preflight_run
 
 
@@ -233,7 +233,12 @@ def phases(d: JoinData) -> list[tuple[str, Any]]:
         discover(d)
         read_cluster_config(d)
         if d.control_plane:
+            assert d.cs is not None
             say("[preflight] Running pre-flight checks before initializing the new control plane instance")
+            say("[preflight] Pulling images required for setting up a Kubernetes cluster")
+            say("[preflight] This might take a minute or two, depending on the speed of your internet connection")
+            say("[preflight] You can also perform this action beforehand using 'kubeadm config images pull'")
+            report(pull_images(files.images(d.cs), d.nr.get("imagePullPolicy") or "IfNotPresent", d.ignore))
 
     def cp_prepare_certs() -> None:
         assert d.cs is not None

@@ -7,7 +7,7 @@ import socket
 import sys
 from dataclasses import dataclass, field
 
-from .. import config, paths
+from .. import config, images, paths
 
 
 class PreflightError(Exception):
@@ -144,6 +144,26 @@ def run(
         else:
             kept.append((name, msg))
     r.errors = kept
+    return r
+
+
+def pull_images(image_list: list[str], policy: str, ignore: list[str]) -> Results:
+    """kubeadm's ImagePullCheck (init, and join --control-plane): each image not on the node is pulled through the
+    runtime (IfNotPresent, the default imagePullPolicy), every image with Always, none with Never. The runtime
+    client tries a failing pull PullImageRetry (5) times and wraps the last error."""
+    r = Results()
+    if policy == "Never":
+        return r
+    for image in image_list:
+        if policy != "Always" and images.exists(image):
+            continue
+        try:
+            images.pull(image)
+        except images.PullError as exc:
+            r.errors.append(("ImagePull", f"failed to pull image {image}: failed to pull image {image}: {exc}"))
+    lowered = {i.lower() for i in ignore}
+    if "all" in lowered or "imagepull" in lowered:
+        r.warnings, r.errors = r.errors, []
     return r
 
 
