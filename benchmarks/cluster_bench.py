@@ -12,10 +12,12 @@ import argparse
 import os
 import platform
 import re
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,19 +34,31 @@ def recap(output: str) -> dict[str, dict[str, int]]:
     return counts
 
 
-def playbook(inventory: Path) -> tuple[float, dict[str, dict[str, int]]]:
+@dataclass
+class Run:
+    seconds: float
+    counts: dict[str, dict[str, int]]
+    controller_cpu: float  # user + system seconds of ansible-playbook and its workers
+    load: float  # the host's 1-minute load average when the run started
+
+
+def playbook(inventory: Path) -> Run:
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "PATH": f"{BIN}:{os.environ['PATH']}"}
+    load = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     done = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), "site.yml"], cwd=REPO, env=env,
                           capture_output=True, text=True, check=False)
     seconds = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode != 0:
         log = Path(tempfile.gettempdir()) / f"cluster_bench-{inventory.parent.name}.log"
         log.write_text(done.stdout + "\n" + done.stderr)
         failed = [line for line in done.stdout.splitlines() if line.startswith(("fatal:", "failed:"))]
         raise SystemExit(f"site.yml failed on {inventory} (whole output: {log}):\n" + "\n".join(failed[:20])
                          + f"\n{done.stdout[-3000:]}")
-    return seconds, recap(done.stdout)
+    return Run(seconds, recap(done.stdout), cpu, load)
 
 
 def totals(counts: dict[str, dict[str, int]]) -> tuple[int, int]:
@@ -60,14 +74,15 @@ def bench(size: int) -> list[str]:
         try:
             subprocess.run([*kubeboot, "up", "--name", name, "--layout", layout, "--standin", "--subnet", subnet,
                             "--inventory", str(inventory)], check=True, capture_output=True, text=True)
-            cold, cold_counts = playbook(inventory)
-            warm, warm_counts = playbook(inventory)
+            cold = playbook(inventory)
+            warm = playbook(inventory)
         finally:
             subprocess.run([*kubeboot, "down", "--name", name], check=False, capture_output=True)
     rows = []
-    for what, seconds, counts in (("cold converge", cold, cold_counts), ("no-op re-run", warm, warm_counts)):
-        tasks, changed = totals(counts)
-        rows.append(f"| {size} nodes ({layout}) | {what} | {seconds:.0f} s | {tasks} | {changed} |")
+    for what, run in (("cold converge", cold), ("no-op re-run", warm)):
+        tasks, changed = totals(run.counts)
+        rows.append(f"| {size} nodes ({layout}) | {what} | {run.seconds:.0f} s | {tasks} | {changed} | "
+                    f"{run.controller_cpu:.0f} s | {run.load:.1f} |")
     return rows
 
 
@@ -78,8 +93,8 @@ def main() -> int:
     if os.geteuid() != 0:
         raise SystemExit("cluster_bench: needs root (sandbox nodes)")
     print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, kernel {platform.release()}")
-    print("| nodes | run | wall time | tasks (ok, all hosts) | changed |")
-    print("|---|---|---|---|---|")
+    print("| nodes | run | wall time | tasks (ok, all hosts) | changed | controller CPU | load at start |")
+    print("|---|---|---|---|---|---|---|")
     for size in (int(s) for s in args.sizes.split(",")):
         for row in bench(size):
             print(row, flush=True)

@@ -1,0 +1,67 @@
+"""What the package database says is installed, from one query per role (dpkg-query or rpm), so that the roles call
+the package manager (slow: it loads its whole cache) only when something is missing.
+
+The roles query with:
+- Debian/Ubuntu: ``dpkg-query -W -f '${Package}\\t${db:Status-Abbrev}\\t${Version}\\n' NAME...``
+- RHEL-family: ``rpm -q --qf '%{NAME}\\tii\\t%{VERSION}-%{RELEASE}\\n' NAME...``
+
+A name the database does not know is absent from the output (dpkg-query and rpm say so on stderr or in a line
+without tabs); such a name is missing. The package module stays the authority: this only decides whether to call it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Installed:
+    name: str
+    version: str
+    held: bool
+
+
+def parse(output: str) -> dict[str, Installed]:
+    """Installed packages from the query's output (status "ii", or "hi" when held); anything else is not installed."""
+    found: dict[str, Installed] = {}
+    for line in output.splitlines():
+        fields = line.split("\t")
+        if len(fields) != 3:
+            continue  # "package foo is not installed" (rpm), or noise
+        name, status, version = (field.strip() for field in fields)
+        # dpkg's abbreviated status: desired action (u/i/h/r/p), then the package state (i = installed).
+        if len(status) >= 2 and status[1] == "i" and status[0] in "ih":
+            found[name.split(":")[0]] = Installed(name=name.split(":")[0], version=version, held=status[0] == "h")
+    return found
+
+
+def missing(output: str, wanted: list[str]) -> list[str]:
+    """The names in `wanted` that are not installed. A name with a version (`kubeadm=1.33.1-1.1`,
+    `kubeadm-1.33.1`) counts as missing unless that exact version is installed."""
+    installed = parse(output)
+    result = []
+    for item in wanted:
+        name, version = split_version(item)
+        have = installed.get(name)
+        if have is None or (version and not version_matches(have.version, version)):
+            result.append(item)
+    return result
+
+
+def not_held(output: str, names: list[str]) -> list[str]:
+    """The installed names in `names` that are not held."""
+    installed = parse(output)
+    return [name for name in names if name in installed and not installed[name].held]
+
+
+def split_version(item: str) -> tuple[str, str]:
+    """`name=version` (apt) into its parts; a bare name has no version."""
+    name, _, version = item.partition("=")
+    return name.strip(), version.strip()
+
+
+def version_matches(have: str, want: str) -> bool:
+    """apt's `name=VERSION` accepts a trailing `*` glob (`1.33.1-*`)."""
+    if want.endswith("*"):
+        return have.startswith(want[:-1])
+    return have == want

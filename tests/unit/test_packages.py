@@ -1,0 +1,32 @@
+"""The package-database query that lets roles skip the package manager when nothing is missing."""
+
+from __future__ import annotations
+
+from kubeboot import packages
+
+DPKG = (
+    "kmod\tii \t30+20221128-1\n"
+    "kubeadm\thi \t1.33.1-1.1\n"
+    "kubelet\tii \t1.33.1-1.1\n"
+    "socat\trc \t1.7.4.4-2\n"  # removed, configuration left: not installed
+    "curl:amd64\tii \t7.88.1-10\n"
+    "ebtables\tun \t\n"  # known, never installed
+)
+RPM = "chrony\tii\t4.5-3.el9\npackage socat is not installed\n"
+
+
+def test_installed_held_and_missing_from_dpkg() -> None:
+    assert packages.missing(DPKG, ["kmod", "socat", "curl", "ebtables", "gpg"]) == ["socat", "ebtables", "gpg"]
+    assert packages.parse(DPKG)["kubeadm"].held
+    assert packages.not_held(DPKG, ["kubeadm", "kubelet", "kubectl"]) == ["kubelet"]
+
+
+def test_versions_are_compared_exactly_or_by_glob() -> None:
+    assert packages.missing(DPKG, ["kubeadm=1.33.1-1.1", "kubelet=1.33.1-*"]) == []
+    assert packages.missing(DPKG, ["kubeadm=1.33.2-1.1", "kubelet=1.33.2-*"]) == ["kubeadm=1.33.2-1.1",
+                                                                                   "kubelet=1.33.2-*"]
+
+
+def test_rpm_output_and_empty_output() -> None:
+    assert packages.missing(RPM, ["chrony", "socat"]) == ["socat"]
+    assert packages.missing("", ["a", "b"]) == ["a", "b"]
