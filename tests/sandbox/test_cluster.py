@@ -2,7 +2,10 @@
 
 pytestflan (1 control plane + 2 workers, flannel): converge, every node Ready, flannel's net-conf in the cluster is
 ours, a second run and check mode change nothing; a third worker joins with every other host unchanged; a join made
-to fail half-way by the stand-in's fault marker converges on a plain re-run. calico: test_cluster_calico.py.
+to fail half-way by the stand-in's fault marker converges on a plain re-run. Then NFS on the same cluster: the client
+packages on every node and a bound PersistentVolume per declared volume (on an external server: sandbox nodes cannot
+serve NFS), and a sandbox node put in nfs_server is refused with one clear line before anything changes.
+calico: test_cluster_calico.py.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import json
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import Sandbox, recap
 from tests.sandbox.cluster_helpers import assert_unchanged, kubectl_json, ready_nodes
@@ -88,3 +92,84 @@ def test_a_join_failed_half_way_converges_on_a_plain_rerun(flan: Sandbox) -> Non
     assert recap(rerun.stdout)["worker4"]["failed"] == 0
     assert "worker4" in ready_nodes(flan)
     assert flan.ssh("worker4", "cat /etc/kubernetes/kubeboot-join.state").stdout.strip() == "complete"
+
+
+# NFS volumes on a server outside the sandbox (TEST-NET-1; nothing mounts it: the stand-in's kubelet runs no pods).
+NFS_EXTERNAL_SERVER = "192.0.2.50"
+NFS_VOLUMES = [
+    {"name": "mongodb", "server": NFS_EXTERNAL_SERVER, "path": "/nfs_mongodb/mongodb", "capacity": "5Gi",
+     "namespace": "licode"},
+    {"name": "media", "server": NFS_EXTERNAL_SERVER, "path": "/srv/media", "access_mode": "ReadWriteMany",
+     "claim": "media-files"},
+]
+
+
+@pytest.fixture(scope="module")
+def flan_nfs(flan: Sandbox, flan_runs: dict[str, str]) -> dict[str, str]:
+    """The converged cluster with NFS volumes declared: site.yml once (its NFS plays do the work), then the NFS
+    playbook on its own again."""
+    group_vars = flan.inventory.parent / "group_vars/all.yml"
+    settings = yaml.safe_load(group_vars.read_text())
+    settings["nfs_volumes"] = NFS_VOLUMES
+    group_vars.write_text("---\n" + yaml.safe_dump(settings, sort_keys=False))
+    first = flan.playbook("site.yml")
+    second = flan.playbook("playbooks/nfs.yml")
+    return {"first": first.stdout, "second": second.stdout}
+
+
+def test_nfs_client_packages_on_every_node(flan: Sandbox, flan_nfs: dict[str, str]) -> None:
+    nodes = set(flan.nodes)
+    counts = recap(flan_nfs["first"])
+    assert all(counts[node]["changed"] > 0 for node in nodes), counts
+    assert_unchanged(flan_nfs["second"], nodes)
+    for node in nodes:
+        status = flan.ssh(node, "dpkg-query -W -f '${Status}' nfs-common && test -x /sbin/mount.nfs4").stdout
+        assert status == "install ok installed", f"{node}: nfs-common {status!r}"
+
+
+def test_nfs_volumes_and_bound_claims_in_the_cluster(flan: Sandbox, flan_nfs: dict[str, str]) -> None:
+    volumes = {v["metadata"]["name"]: v for v in
+               kubectl_json(flan, "get pv -l app.kubernetes.io/managed-by=kubeboot")["items"]}
+    assert set(volumes) == {"mongodb", "media"}
+    claims = {(c["metadata"]["namespace"], c["metadata"]["name"]): c for c in
+              kubectl_json(flan, "get pvc -A -l app.kubernetes.io/managed-by=kubeboot")["items"]}
+    assert set(claims) == {("licode", "mongodb"), ("default", "media-files")}
+    expected = {"mongodb": ("/nfs_mongodb/mongodb", "5Gi", "ReadWriteOnce", "licode", "mongodb"),
+                "media": ("/srv/media", "10Gi", "ReadWriteMany", "default", "media-files")}
+    for name, (path, size, mode, namespace, claim) in expected.items():
+        spec = volumes[name]["spec"]
+        assert spec["nfs"] == {"server": NFS_EXTERNAL_SERVER, "path": path, "readOnly": False}
+        assert spec["capacity"] == {"storage": size} and spec["accessModes"] == [mode]
+        assert spec["persistentVolumeReclaimPolicy"] == "Retain" and spec["storageClassName"] == ""
+        assert spec["mountOptions"] == ["hard", "nfsvers=4.2", "noatime"]
+        assert (spec["claimRef"]["namespace"], spec["claimRef"]["name"]) == (namespace, claim)
+        pvc = claims[(namespace, claim)]["spec"]
+        assert pvc["volumeName"] == name and pvc["storageClassName"] == ""
+        assert pvc["accessModes"] == [mode] and pvc["resources"]["requests"]["storage"] == size
+    assert "NFS volumes | Apply the namespaces, PersistentVolumes and claims" in flan_nfs["first"]
+
+
+@pytest.mark.usefixtures("flan_nfs")
+def test_a_sandbox_node_cannot_serve_nfs_and_nothing_changes(flan: Sandbox) -> None:
+    extra = flan.inventory.parent / "nfs-server.yml"
+    extra.write_text(yaml.safe_dump({"all": {"children": {"nfs_server": {"hosts": {"worker1": {
+        "nfs_exports": [{"path": "/nfs_mongodb", "directories": [{"path": "mongodb"}]}]}}}}}}))
+    try:
+        run = flan.playbook("-i", str(extra), "playbooks/nfs.yml", check=False)
+    finally:
+        extra.unlink()
+    assert run.returncode != 0
+    fatal = [line for line in run.stdout.splitlines() if line.startswith("fatal: [")]
+    assert len(fatal) == 1 and fatal[0].startswith("fatal: [worker1]"), run.stdout[-3000:]
+    said = " ".join((run.stdout + run.stderr).split())
+    assert "worker1: cannot serve NFS: its kernel has no nfsd" in said
+    assert "modprobe nfsd: " in said and "Module nfsd not found" in said
+    assert "nothing was changed" in said and "remove worker1 from the nfs_server group" in said
+    counts = recap(run.stdout)
+    assert counts["worker1"]["failed"] == 1
+    assert all(c["changed"] == 0 for c in counts.values()), counts
+    assert "Install the NFS client" not in run.stdout  # the run stopped at the servers' play
+    leftovers = flan.ssh("worker1", "dpkg-query -W -f '${Status}\\n' nfs-kernel-server 2>/dev/null; for f in "
+                         "/nfs_mongodb /etc/exports.d/kubeboot.exports /etc/nfs.conf.d/kubeboot.conf; "
+                         "do test -e $f && echo \"exists $f\"; done; true").stdout
+    assert "install ok installed" not in leftovers and "exists" not in leftovers, leftovers

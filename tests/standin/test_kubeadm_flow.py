@@ -302,7 +302,7 @@ def test_ready_only_with_cni_then_flannel_writes_config_and_links(env: Env) -> N
     w2_links.write_text(json.dumps({"cni0": {"name": "cni0", "kind": "bridge", "addresses": ["10.88.0.1/16"]}}))
     assert env.join(w2).returncode == 0
     env.kubectl("apply", "-f", str(FLANNEL))
-    wait(lambda: ready() == {"cp1": "True", "w1": "True"}, 30)
+    wait(lambda: ready() == {"cp1": "True", "w1": "True"}, 90)
     for n in (env.cp, env.w1):
         conf = json.loads((n.root / "etc/cni/net.d/10-flannel.conflist").read_text())
         assert conf["plugins"][0]["type"] == "flannel"
@@ -312,21 +312,13 @@ def test_ready_only_with_cni_then_flannel_writes_config_and_links(env: Env) -> N
         links = json.loads((n.root / "run/kubeboot-standin/links.json").read_text())
         assert links["cni0"]["addresses"] == [gw]
         assert links["flannel.1"]["kind"] == "vxlan"
-    events = wait(
-        lambda: (
-            env.kubectl(
-                "get",
-                "events",
-                "-A",
-                "--field-selector",
-                "involvedObject.name=w2",
-                "-o",
-                "jsonpath={.items[*].message}",
-            ).stdout
-        ),
-        30,
-    )
-    assert '"cni0" already has an IP address different from 10.244.' in events
+    def events() -> str:
+        return env.kubectl("get", "events", "-A", "--field-selector", "involvedObject.name=w2",
+                           "-o", "jsonpath={.items[*].message}").stdout
+
+    # Upper bounds for a loaded host (the stand-in kubelets poll); the conditions are what is asserted.
+    wait(lambda: '"cni0" already has an IP address different from 10.244.' in events(), 90)
+
 
 
 def test_reset_removes_what_real_reset_removes(env: Env) -> None:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from kubeboot import nfs
 from kubeboot.inventory import syntax
 from kubeboot.inventory.defaults import (
     CLUSTER,
@@ -41,7 +42,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "flannel_backend": ("vxlan", "vxlan-directrouting", "host-gw"),
     "calico_encapsulation": ("IPIP", "IPIPCrossSubnet", "VXLAN", "VXLANCrossSubnet", "None"),
 }
-BOOLEANS = ("calico_nat_outgoing", "nfs_allow_world_no_root_squash")
+BOOLEANS = ("calico_nat_outgoing", "nfs_allow_world_no_root_squash", "nfs_enable_v3", "nfs_check_mounts")
 TRUE_STRINGS = ("true", "yes", "on", "1")
 FALSE_STRINGS = ("false", "no", "off", "0")
 # kube-apiserver refuses a larger service range (--service-cluster-ip-range): /12 for IPv4, /108 for IPv6.
@@ -360,7 +361,7 @@ def check_settings(settings: dict[str, Any], nodes: int) -> list[Finding]:
     """Every cluster-wide check on the settings alone."""
     checks: list[Callable[[dict[str, Any]], list[Finding]]] = [
         check_version, check_enums, check_ports, check_cidrs, check_service_range_size, check_endpoint,
-        check_dns_domain, check_urls, check_public_nic_name, check_msms_settings,
+        check_dns_domain, check_urls, check_public_nic_name, check_msms_settings, check_nfs_settings,
     ]
     found = [finding for check in checks for finding in check(settings)]
     found += check_node_cidr_mask(settings, nodes)
@@ -517,49 +518,245 @@ def check_taints(host: str, taints: Any, name: str = "node_taints") -> list[Find
     return found
 
 
-def check_nfs_exports(host: str, exports: Any, allow_world_no_root_squash: bool) -> list[Finding]:
+EXPORT_KEYS = frozenset({"path", "owner", "group", "mode", "options", "clients", "directories", "volume"})
+VOLUME_KEYS = frozenset({"name", "path", "capacity", "access_mode", "namespace", "claim", "mount_options"})
+
+
+def _check_export_options(host: str, where: str, raw: Any, client: Any,
+                          allow_world_no_root_squash: bool) -> list[Finding]:
+    options = nfs.split_options(raw)
+    if options is None:
+        return [error(host, where, raw, "must be a comma-separated string or a list of exports(5) options")]
+    problem = syntax.nfs_options(options) or nfs.contradiction(options)
+    if problem:
+        return [error(host, where, raw, f"{problem}; see man 5 exports")]
+    if client == "*" and "no_root_squash" in options and not allow_world_no_root_squash:
+        return [error(host, where, raw, "no_root_squash to everyone (*) lets any host write as root: name the "
+                      "clients, or set nfs_allow_world_no_root_squash: true")]
+    return []
+
+
+def _check_owner(host: str, where: str, item: dict[str, Any]) -> list[Finding]:
+    found = []
+    for key in ("owner", "group"):
+        value = item.get(key)
+        if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            continue
+        if not isinstance(value, str) or not re.fullmatch(r"[a-z_][a-z0-9_-]*\$?|[0-9]+", value):
+            found.append(error(host, f"{where}.{key}", value, "must be a user or group name or a numeric id"))
+    mode = item.get("mode")
+    if mode is not None and not (isinstance(mode, str) and re.fullmatch(r"0?[0-7]{3,4}", mode)):
+        found.append(error(host, f"{where}.mode", mode, 'must be an octal mode in quotes, e.g. mode: "0755"'))
+    return found
+
+
+def _check_directories(host: str, where: str, directories: Any) -> list[Finding]:
+    if directories is None:
+        return []
+    if not isinstance(directories, list):
+        return [error(host, where, directories, "must be a list of {path, owner, group, mode}")]
+    found = []
+    for index, directory in enumerate(directories):
+        item = f"{where}[{index}]"
+        if not isinstance(directory, dict):
+            found.append(error(host, item, directory, "must be a mapping {path, owner, group, mode}"))
+            continue
+        path = directory.get("path")
+        if not isinstance(path, str) or path.startswith("/") or nfs.normal_path("/" + path) \
+                or path.split("/")[0] == "..":
+            found.append(error(host, f"{item}.path", path, "must be a path relative to the export, e.g. mongodb "
+                               "(no leading /, no ..)"))
+        found += _check_owner(host, item, directory)
+    return found
+
+
+def check_volume_fields(host: str, where: str, volume: dict[str, Any]) -> list[Finding]:
+    """The fields of a PersistentVolume declaration (an export's `volume` or an nfs_volumes entry) that are set."""
+    found = []
+    for key in ("name", "claim"):
+        if key in volume:
+            problem = syntax.dns_subdomain(str(volume[key]))
+            if problem:
+                found.append(error(host, f"{where}.{key}", volume[key], f"is not a valid object name: it {problem}"))
+    if "namespace" in volume:
+        text = str(volume["namespace"])
+        if len(text) > 63 or "." in text or syntax.dns_subdomain(text):
+            found.append(error(host, f"{where}.namespace", volume["namespace"], "a namespace name must be at most 63 "
+                               "lowercase letters, digits and '-', starting and ending with a letter or digit"))
+    if "capacity" in volume and not nfs.QUANTITY_RE.match(str(volume["capacity"])):
+        found.append(error(host, f"{where}.capacity", volume["capacity"], "must be a quantity such as 10Gi or 500Mi"))
+    if "access_mode" in volume and volume["access_mode"] not in nfs.ACCESS_MODES:
+        found.append(error(host, f"{where}.access_mode", volume["access_mode"],
+                           f"must be one of {', '.join(nfs.ACCESS_MODES)}"))
+    if "mount_options" in volume:
+        options = nfs.split_options(volume["mount_options"])
+        if options is None:
+            found.append(error(host, f"{where}.mount_options", volume["mount_options"],
+                               "must be a list of mount options, e.g. [hard, nfsvers=4.2]"))
+    return found
+
+
+def check_nfs_exports(host: str, exports: Any, allow_world_no_root_squash: bool,
+                      default_clients: list[str] | None = None,
+                      default_options: Any = nfs.DEFAULT_EXPORT_OPTIONS) -> list[Finding]:
+    """One nfs_server host's exports: paths, clients, options, ownership, directories and the volume."""
     if not isinstance(exports, list):
         return [error(host, "nfs_exports", exports, "must be a list of {path, clients: [{host, options}]}")]
     found = []
-    paths: set[str] = set()
+    paths: list[tuple[int, str]] = []
     for index, export in enumerate(exports):
         variable = f"nfs_exports[{index}]"
         if not isinstance(export, dict):
             found.append(error(host, variable, export, "must be a mapping {path, clients}"))
             continue
-        path = export.get("path")
-        if not isinstance(path, str) or not path.startswith("/") or re.search(r"\s", path):
-            found.append(error(host, f"{variable}.path", path, "must be an absolute path without spaces"))
-        elif path in paths:
-            found.append(error(host, f"{variable}.path", path, "is exported twice: merge the clients into one"))
-        else:
-            paths.add(path)
+        unknown = sorted(set(export) - EXPORT_KEYS)
+        if unknown:
+            found.append(error(host, f"{variable}.{unknown[0]}", export[unknown[0]], "is not an export setting: use "
+                               f"{', '.join(sorted(EXPORT_KEYS))}"))
+        raw_path = export.get("path")
+        problem = nfs.normal_path(raw_path)
+        if problem:
+            found.append(error(host, f"{variable}.path", raw_path, problem))
+        path = None if problem else str(raw_path)
+        for other, known in paths:
+            if path is None:
+                break
+            if known == path:
+                found.append(error(host, f"{variable}.path", path, f"is exported twice (nfs_exports[{other}]): "
+                                   "merge the clients into one"))
+            elif nfs.inside(path, known) or nfs.inside(known, path):
+                relation = "is inside" if nfs.inside(path, known) else "contains"
+                found.append(error(host, f"{variable}.path", path, f"{relation} nfs_exports[{other}].path {known}: "
+                                   "exports must not overlap; export the outer directory only, or move one"))
+            else:
+                continue
+            break
+        if path:
+            paths.append((index, path))
+        own_options = export.get("options")
+        if own_options is not None:
+            found += _check_export_options(host, f"{variable}.options", own_options, None, True)
+        export_default = own_options if own_options is not None else default_options
+        found += _check_owner(host, variable, export)
+        found += _check_directories(host, f"{variable}.directories", export.get("directories"))
+        found += _check_volume(host, f"{variable}.volume", export.get("volume"), path)
         clients = export.get("clients")
-        if not isinstance(clients, list) or not clients:
-            found.append(error(host, f"{variable}.clients", clients, "must be a non-empty list of {host, options}"))
+        if clients is None:
+            if not default_clients:
+                found.append(error(host, f"{variable}.clients", None, "no cluster node to default to: "
+                                   "name the clients ({host, options})"))
+            for client in default_clients or []:
+                found += _check_export_options(host, f"{variable}.options", export_default, client,
+                                               allow_world_no_root_squash)
             continue
+        if not isinstance(clients, list) or not clients:
+            found.append(error(host, f"{variable}.clients", clients, "must be a non-empty list of {host, options}, "
+                               "or left out for every cluster node"))
+            continue
+        seen: set[str] = set()
         for number, client in enumerate(clients):
             where = f"{variable}.clients[{number}]"
             if not isinstance(client, dict) or "host" not in client:
                 found.append(error(host, where, client, "must be a mapping {host, options}"))
                 continue
-            problem = syntax.nfs_client(str(client["host"]))
+            name = str(client["host"])
+            problem = syntax.nfs_client(name)
             if problem:
                 found.append(error(host, f"{where}.host", client["host"], problem))
-            raw = client.get("options", [])
-            options = raw.split(",") if isinstance(raw, str) else raw
-            if not isinstance(options, list):
-                found.append(error(host, f"{where}.options", raw, "must be a comma-separated string or a list"))
-                continue
-            options = [str(o).strip() for o in options if str(o).strip()]
-            problem = syntax.nfs_options(options)
-            if problem:
-                found.append(error(host, f"{where}.options", raw, f"{problem}; see man 5 exports"))
-            if "rw" in options and "ro" in options:
-                found.append(error(host, f"{where}.options", raw, "has both rw and ro: keep one"))
-            if client["host"] == "*" and "no_root_squash" in options and not allow_world_no_root_squash:
-                found.append(error(host, f"{where}.options", raw, "no_root_squash to everyone (*) lets any host "
-                                   "write as root: name the clients, or set nfs_allow_world_no_root_squash: true"))
+            elif name in seen:
+                found.append(error(host, f"{where}.host", client["host"], "is listed twice: keep one"))
+            seen.add(name)
+            raw = client.get("options", export_default)
+            found += _check_export_options(host, f"{where}.options" if "options" in client else
+                                           f"{variable}.options", raw, name, allow_world_no_root_squash)
+    return found
+
+
+def _check_volume(host: str, where: str, volume: Any, export_path: str | None) -> list[Finding]:
+    if volume is None or volume is False:
+        return []
+    if not isinstance(volume, dict):
+        return [error(host, where, volume, "must be a mapping {name, path, capacity, access_mode, namespace, claim, "
+                      "mount_options}, or false for no PersistentVolume")]
+    found = check_volume_fields(host, where, volume)
+    unknown = sorted(set(volume) - VOLUME_KEYS)
+    if unknown:
+        found.append(error(host, f"{where}.{unknown[0]}", volume[unknown[0]], "is not a volume setting: use "
+                           f"{', '.join(sorted(VOLUME_KEYS))}"))
+    if "path" in volume:
+        problem = nfs.normal_path(volume["path"])
+        if problem:
+            found.append(error(host, f"{where}.path", volume["path"], problem))
+        elif export_path and not nfs.inside(volume["path"], export_path):
+            found.append(error(host, f"{where}.path", volume["path"], f"must be the export {export_path} or a "
+                               "directory below it"))
+    return found
+
+
+def check_nfs_settings(settings: dict[str, Any]) -> list[Finding]:
+    """Cluster-wide NFS settings: default export options, volume defaults and nfs_volumes."""
+    found = []
+    raw = settings.get("nfs_export_options")
+    if raw is not None:
+        found += _check_export_options(ALL, "nfs_export_options", raw, None, True)
+    defaults = {key: settings[f"nfs_volume_{key}"] for key in ("capacity", "access_mode", "namespace",
+                                                              "mount_options") if f"nfs_volume_{key}" in settings}
+    for finding in check_volume_fields(ALL, "nfs_volume", defaults):
+        found.append(error(ALL, finding.variable.replace("nfs_volume.", "nfs_volume_"), finding.value,
+                           finding.message))
+    entries = settings.get("nfs_volumes", [])
+    if not isinstance(entries, list):
+        return [*found, error(ALL, "nfs_volumes", entries, "must be a list of {name, server, path, ...}")]
+    for index, entry in enumerate(entries):
+        where = f"nfs_volumes[{index}]"
+        if not isinstance(entry, dict):
+            found.append(error(ALL, where, entry, "must be a mapping {name, server, path, capacity, access_mode, "
+                               "namespace, claim, mount_options}"))
+            continue
+        for key in ("name", "server", "path"):
+            if key not in entry:
+                found.append(error(ALL, f"{where}.{key}", None, "is missing: every nfs_volumes entry needs name, "
+                                   "server and path"))
+        found += check_volume_fields(ALL, where, entry)
+        unknown = sorted(set(entry) - VOLUME_KEYS - {"server"})
+        if unknown:
+            found.append(error(ALL, f"{where}.{unknown[0]}", entry[unknown[0]], "is not a volume setting: use "
+                               f"{', '.join(sorted(VOLUME_KEYS | {'server'}))}"))
+        if "server" in entry and syntax.host_name(str(entry["server"])):
+            found.append(error(ALL, f"{where}.server", entry["server"], "must be the NFS server's address or DNS "
+                               "name"))
+        if "path" in entry and nfs.normal_path(entry["path"]):
+            found.append(error(ALL, f"{where}.path", entry["path"], str(nfs.normal_path(entry["path"]))))
+    return found
+
+
+def check_nfs_volumes(inventory: Inventory, settings: dict[str, Any]) -> list[Finding]:
+    """PersistentVolume names and claims are unique across every export and nfs_volumes; NFSv3 mounts need v3."""
+    hostvars = {name: {**settings, **host.variables} for name, host in inventory.hosts.items()}
+    hostvars["__settings__"] = settings
+    groups = {group: inventory.members(group) for group in (NFS_SERVER, CLUSTER)}
+    try:
+        declared = nfs.volumes(groups, hostvars, "__settings__")
+    except (AttributeError, KeyError, TypeError):
+        return []  # malformed exports or nfs_volumes: reported by the checks above
+    found = []
+    names: set[str] = set()
+    claims: set[tuple[str, str]] = set()
+    for volume in declared:
+        if volume["name"] in names:
+            found.append(error(ALL, "nfs_exports", volume["name"], "two PersistentVolumes have this name: give "
+                               "one export (or nfs_volumes entry) another volume.name"))
+        if (volume["namespace"], volume["claim"]) in claims:
+            found.append(error(ALL, "nfs_exports", f"{volume['namespace']}/{volume['claim']}", "two volumes have "
+                               "this claim: give one another volume.claim or namespace"))
+        names.add(volume["name"])
+        claims.add((volume["namespace"], volume["claim"]))
+    if as_bool(settings.get("nfs_enable_v3")) is not True:
+        for name in inventory.members(NFS_SERVER):
+            for volume in nfs.volumes({NFS_SERVER: [name]}, hostvars, "__settings__"):
+                if {"nfsvers=3", "vers=3"} & set(volume["mount_options"]):
+                    found.append(error(name, "nfs_exports", volume["name"], "mounts with NFSv3 but the server "
+                                       "serves NFSv4 only: use nfsvers=4.2, or set nfs_enable_v3: true"))
     return found
 
 
@@ -616,6 +813,8 @@ def check_host_variables(inventory: Inventory, settings: dict[str, Any]) -> list
     found = []
     nfs_hosts = set(inventory.members(NFS_SERVER))
     allow = as_bool(settings.get("nfs_allow_world_no_root_squash")) is True
+    clients = [node_address(host) for host in inventory.cluster_hosts()]
+    options = settings.get("nfs_export_options", nfs.DEFAULT_EXPORT_OPTIONS)
     for host in inventory.hosts.values():
         for labels_var, taints_var in LABEL_SCOPES:
             found += check_labels(host.name, host.var(labels_var, {}), labels_var)
@@ -623,7 +822,7 @@ def check_host_variables(inventory: Inventory, settings: dict[str, Any]) -> list
         found += check_msms_host(host)
         exports = host.var("nfs_exports", [])
         if host.name in nfs_hosts:
-            found += check_nfs_exports(host.name, exports, allow)
+            found += check_nfs_exports(host.name, exports, allow, clients, options)
             if exports == []:
                 found.append(warning(host.name, "nfs_exports", exports, "nfs_server host exports nothing: "
                                      "add nfs_exports or remove it from nfs_server"))
@@ -675,6 +874,7 @@ def validate(inventory: Inventory, known: frozenset[str] | None = None) -> list[
     found += check_node_names(inventory)
     found += check_addresses(inventory)
     found += check_host_variables(inventory, settings)
+    found += check_nfs_volumes(inventory, settings)
     found += check_consistency(inventory, settings)
     found += check_typos(inventory, known or known_variables())
     unique = list({finding.line(): finding for finding in found}.values())
