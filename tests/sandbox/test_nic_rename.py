@@ -239,3 +239,28 @@ def test_unconfirmed_live_change_is_reverted_by_the_transient_watchdog(nicbox: S
     assert links(nicbox, "node2")["eth0"]["mac"] == nicbox.nodes["node2"]["macs"][1]
     log = nicbox.ssh("node2", f"cat {STATE}/log").stdout
     assert "armed (live, 10s)" in log and "reverted: restored the files saved before the rename" in log
+
+
+def test_rename_the_watchdog_reverted_first_is_reported_not_reverted_again(nicbox: Sandbox) -> None:
+    """The renamed SSH NIC comes up without its address (a stale networkd file leaves its new name unmanaged), so the
+    controller cannot reach the node; the node's watchdog reverts and reboots it, and the controller, meeting it again
+    under its old name (a new boot ID all the same), fails saying so instead of reverting a second time."""
+    stale = "/etc/systemd/network/05-stale-lan0.network"
+    mac, address = nicbox.nodes["node3"]["macs"][0], f"{nicbox.nodes['node3']['address']}/24"
+    nicbox.ssh("node3", f"printf '[Match]\\nName=lan0\\n\\n[Link]\\nUnmanaged=yes\\n' > {stale}")
+    try:
+        booted = boot_id(nicbox, "node3")
+        result = play(nicbox, "node3", "-e", "nic_rename_confirm=true", "-e", "public_nic_name=lan0",
+                      "-e", "nic_rename_confirm_timeout=20", "-e", "nic_rename_reboot_timeout=120", check=False)
+        assert result.returncode != 0
+        assert ("node3: was back only after its watchdog had restored the previous network files (the rename was not "
+                "confirmed within 20s of the boot); it runs under its old names again") in flat(result.stdout)
+        assert boot_id(nicbox, "node3") != booted
+        now = links(nicbox, "node3")
+        assert "lan0" not in now and now["ens3"] == {"mac": mac, "addresses": [address]}
+        log = nicbox.ssh("node3", f"cat {STATE}/log").stdout.split("armed (reboot, 20s)")[-1]
+        assert "reverted: restored the files saved before the rename; rebooting" in log
+        assert "revert: not armed" not in log
+        assert nicbox.ssh("node3", "test -e /etc/systemd/network/10-kubeboot-lan0.link", check=False).returncode != 0
+    finally:
+        nicbox.ssh("node3", f"rm -f {stale}", check=False)
