@@ -42,6 +42,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.flaky(reruns=RERUNS, reruns_delay=10))
 
 
+_FAILED_FIXTURES: dict[tuple[str, str], BaseException] = {}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> Any:
+    """A module- or session-scoped fixture that failed is not run again for the next test, nor for a rerun: the
+    rerun of a test would otherwise repeat a whole cluster converge (minutes) for every test of the module. The
+    first failure is raised again at once."""
+    if fixturedef.scope == "function":
+        return (yield)
+    key = (fixturedef.argname, request.node.nodeid)
+    if key in _FAILED_FIXTURES:
+        exc = _FAILED_FIXTURES[key]
+        fixturedef.cached_result = (None, fixturedef.cache_key(request), (exc, exc.__traceback__))  # as pytest does
+        raise exc
+    try:
+        return (yield)
+    except BaseException as exc:
+        _FAILED_FIXTURES[key] = exc
+        raise
+
+
 def sandbox_unavailable() -> str | None:
     """Why sandbox tests cannot run here, or None when they can."""
     if os.geteuid() != 0:

@@ -91,3 +91,38 @@ def test_inventory_groups_follow_the_contract() -> None:
     assert body["children"]["k8s_cluster"] == {"children": {"kube_control_plane": None, "kube_node": None}}
     assert "StrictHostKeyChecking=yes" in body["vars"]["ansible_ssh_common_args"]
     yaml.safe_load(yaml.safe_dump(data))
+
+
+def test_index_files_are_warmed_through_the_proxy_one_after_another() -> None:
+    import http.server
+    import threading
+
+    from kubeboot.sandbox import services
+
+    seen: list[str] = []
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            status = 404 if "security" in self.path else 200
+            self.send_response(status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        failed = services.warm_index_files(f"http://127.0.0.1:{server.server_address[1]}", timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [f"{mirror}/dists/{suite}/InRelease" for mirror, suite in services.APT_SOURCES]
+    assert failed == ["http://deb.debian.org/debian-security/dists/bookworm-security/InRelease"]
+    assert services.sources_list().splitlines()[0] == "deb http://deb.debian.org/debian bookworm main"
+    assert re.fullmatch(services.STATIC_INDEX_PATTERN, "deb.debian.org/debian/dists/bookworm/InRelease")
+    assert not re.fullmatch(services.STATIC_INDEX_PATTERN, "deb.debian.org/debian/dists/bookworm/main/Packages.xz")

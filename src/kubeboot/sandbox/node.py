@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from kubeboot.errors import KubebootError
-from kubeboot.sandbox import naming
+from kubeboot.sandbox import naming, services
 from kubeboot.sandbox.host import is_mounted, run, spawn
 from kubeboot.sandbox.state import NodeState, SandboxState
 
@@ -70,11 +70,7 @@ def customise(state: SandboxState, node: NodeState, root: Path) -> None:
         f'Acquire::http::Proxy "http://{gateway}:{state.apt_proxy_port}";\n'
         f'Acquire::http::Proxy::{gateway} "DIRECT";\n'
     )
-    (root / "etc/apt/sources.list").write_text(
-        "deb http://deb.debian.org/debian bookworm main\n"
-        "deb http://deb.debian.org/debian bookworm-updates main\n"
-        "deb http://deb.debian.org/debian-security bookworm-security main\n"
-    )
+    (root / "etc/apt/sources.list").write_text(services.sources_list())
     _install_quirks(root)
     stamp.write_text(f"{state.name}/{node.name}\n")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from kubeboot.errors import KubebootError
@@ -13,6 +14,21 @@ from kubeboot.sandbox.state import ProcessState, SandboxState, cache_root
 
 APT_PROXY_PORT = 3150  # not 3142, so a system apt-cacher-ng service on the host is left alone
 SERVE_PORT = 8088
+# The Debian suites a node's apt uses (its sources.list) and where their index files are.
+APT_SOURCES = (
+    ("http://deb.debian.org/debian", "bookworm"),
+    ("http://deb.debian.org/debian", "bookworm-updates"),
+    ("http://deb.debian.org/debian-security", "bookworm-security"),
+)
+# apt-cacher-ng 3.7 treats InRelease as volatile and asks the mirror again whenever a client asks; when several
+# nodes ask within the same second it fails to move its own copy aside ("errno: File exists") and hands one of them
+# a reply that leaves `apt-get update` waiting forever. So for a sandbox InRelease is static: fetched once, at `up`
+# (the copy of an earlier run is dropped first), and every node of the run sees the same one.
+STATIC_INDEX_PATTERN = r"(^|.*/)InRelease$"
+
+
+def sources_list() -> str:
+    return "".join(f"deb {mirror} {suite} main\n" for mirror, suite in APT_SOURCES)
 
 
 def wait_port(address: str, port: int, timeout: float = 15.0) -> None:
@@ -43,12 +59,32 @@ def ensure_apt_proxy(state: SandboxState, address: str) -> None:
         f"CacheDir: {cache}\nLogDir: {conf}\nSupportDir: /usr/lib/apt-cacher-ng\n"
         f"Port: {APT_PROXY_PORT}\nBindAddress: {address}\nPidFile: {conf}/pid\n"
         "ExThreshold: 4\nFollowIndexFileRemoval: 1\nPassThroughPattern: .*\n"
+        f"SPfilePatternEx: {STATIC_INDEX_PATTERN}\n"
     )
+    for stale in cache.glob("*/**/dists/*/InRelease*"):
+        stale.unlink()
     state.apt_proxy_port = APT_PROXY_PORT
     pid = spawn(["apt-cacher-ng", "-c", str(conf), "ForeGround=1"], conf / "console.log")
     state.processes["apt-proxy"] = ProcessState(pid=pid, marker=str(conf))
     state.save()
     wait_port(address, APT_PROXY_PORT)
+    warm_index_files(proxy_url(address))
+
+
+def warm_index_files(proxy: str, timeout: float = 30.0) -> list[str]:
+    """Fetch each suite's InRelease through the proxy, one after another, before any node asks: the nodes then
+    get the cached copy (STATIC_INDEX_PATTERN). Returns the URLs that could not be fetched: apt on the nodes
+    reports those itself."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy}))
+    failed = []
+    for mirror, suite in APT_SOURCES:
+        url = f"{mirror}/dists/{suite}/InRelease"
+        try:
+            with opener.open(url, timeout=timeout) as reply:
+                reply.read()
+        except OSError:
+            failed.append(url)
+    return failed
 
 
 def ensure_http_server(state: SandboxState, address: str, directory: Path) -> None:
