@@ -87,8 +87,15 @@ QUIRK_UNITS = {
     ),
     # The node has its own network namespace, so its net.* sysctls are its own to set, as on a real host
     # (nspawn leaves /proc/sys/net writable only when it made the namespace itself).
+    # Checked by writing a value back unchanged, and tried again: once, with 4 nodes booting together, a node kept
+    # a read-only /proc/sys/net and kubeadm's sysctls failed there.
     "kubeboot-sandbox-procsys": (
-        "mount --bind /proc/sys/net /proc/sys/net && mount -o remount,bind,rw /proc/sys/net"
+        "for try in 1 2 3 4 5 6 7 8 9 10; do\n"
+        "  cat /proc/sys/net/ipv4/ip_forward > /proc/sys/net/ipv4/ip_forward 2>/dev/null && exit 0\n"
+        "  mount --bind /proc/sys/net /proc/sys/net && mount -o remount,bind,rw /proc/sys/net\n"
+        "  sleep 0.2\n"
+        "done\n"
+        "echo 'kubeboot sandbox: /proc/sys/net stays read-only' >&2; exit 1"
     ),
     # nspawn mounts some cgroup v1 controllers read-only; container runtimes need them writable.
     "kubeboot-sandbox-cgroups": (
@@ -103,15 +110,18 @@ def _install_quirks(root: Path) -> None:
     scripts = root / "usr/local/lib/kubeboot-sandbox"
     for directory in (wants, scripts):
         directory.mkdir(parents=True, exist_ok=True)
+    previous = "local-fs.target"
     for name, command in QUIRK_UNITS.items():
         (scripts / f"{name}.sh").write_text(f"#!/bin/sh\n{command}\n")
         unit = units / f"{name}.service"
+        # One after another, so that no two of them change mounts at the same time.
         unit.write_text(
             f"[Unit]\nDescription=Sandbox node boot fix ({name})\nDefaultDependencies=no\n"
-            "After=local-fs.target\nBefore=sysinit.target systemd-networkd.service\n\n"
+            f"After={previous}\nBefore=sysinit.target systemd-networkd.service\n\n"
             "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
             f"ExecStart=/bin/sh /usr/local/lib/kubeboot-sandbox/{name}.sh\n\n[Install]\nWantedBy=sysinit.target\n"
         )
+        previous = unit.name
         link = wants / unit.name
         if not link.is_symlink():
             link.symlink_to(f"/etc/systemd/system/{unit.name}")
