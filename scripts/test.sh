@@ -19,8 +19,13 @@ if [ "${KUBEBOOT_VAGRANT:-0}" != 1 ] && [[ " $* " != *" -m "* ]]; then
   set -- -m "not vagrant" "$@"
   echo "test: the Vagrant tier is not run (KUBEBOOT_VAGRANT=1 runs it too)"
 fi
+# Two pytest workers (KUBEBOOT_TEST_WORKERS), each taking whole modules: the sandbox modules spend much of their time
+# waiting on nodes, so two of them share the cores well. Each module's sandboxes have names and subnets of their own.
+workers=${KUBEBOOT_TEST_WORKERS:-2}
+parallel=()
+[ "$workers" -gt 1 ] && parallel=(-n "$workers" --dist loadfile)
 status=0
-pytest -q --durations=25 "$@" || status=$?
+pytest -q --durations=30 "${parallel[@]}" "$@" || status=$?
 if [ "$status" -eq 5 ]; then
   echo "test: pytest collected no tests: that is a failure" >&2
   exit 1

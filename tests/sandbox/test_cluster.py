@@ -5,7 +5,7 @@ ours, a second run and check mode change nothing; a third worker joins with ever
 to fail half-way by the stand-in's fault marker converges on a plain re-run. Then NFS on the same cluster: the client
 packages on every node and a bound PersistentVolume per declared volume (on an external server: sandbox nodes cannot
 serve NFS), and a sandbox node put in nfs_server is refused with one clear line before anything changes.
-calico: test_cluster_calico.py.
+calico with 3 control planes and 3 workers: the molecule scenario `calico` (tests/sandbox/test_molecule.py).
 """
 
 from __future__ import annotations

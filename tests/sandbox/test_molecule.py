@@ -1,8 +1,8 @@
 """The molecule scenarios on sandbox nodes, run as an operator runs them: `molecule test -s NAME` from the checkout.
 
-default: flannel on 1 control plane + 2 workers; calico: 3 control planes + 1 worker. Each: create (kubeboot
-sandbox), converge site.yml, idempotence (changed=0), verify (nodes and cluster), side effect reset.yml with the
-leftover check, destroy. The Vagrant scenario runs in the Vagrant tier (tests/vagrant).
+default: flannel on 1 control plane + 2 workers; calico: 3 control planes + 3 workers (VXLAN, block size 27).
+Each: create (kubeboot sandbox), converge site.yml, idempotence (changed=0), verify (nodes and cluster), side effect
+reset.yml with the leftover check, destroy. The `vagrant` scenario needs the VM host services (README).
 """
 
 from __future__ import annotations

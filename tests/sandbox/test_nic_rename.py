@@ -71,14 +71,14 @@ def node_state(box: Sandbox, node: str) -> str:
 @pytest.fixture(scope="module")
 def nicbox(sandbox_factory: Any) -> Sandbox:
     box: Sandbox = sandbox_factory("pytestnic", "--nodes", "3", "--extra-nics", "1", "--primary-nic", "ens3",
-                                   "--subnet", "10.213.17.0/24")
+                                   "--subnet", "10.213.19.0/24")
     return box
 
 
 @pytest.fixture(scope="module")
 def eth0box(sandbox_factory: Any) -> Sandbox:
     """A node whose primary (SSH) NIC is eth0, next to an extra NIC enp0s8."""
-    box: Sandbox = sandbox_factory("pytestnic0", "--nodes", "1", "--extra-nics", "1", "--subnet", "10.213.18.0/24")
+    box: Sandbox = sandbox_factory("pytestnic0", "--nodes", "1", "--extra-nics", "1", "--subnet", "10.213.20.0/24")
     return box
 
 
@@ -114,7 +114,7 @@ def test_ssh_nic_renamed_by_reboot_keeps_its_address_and_survives_another_reboot
     now = links(nicbox, "node1")
     assert "ens3" not in now
     assert now["eth0"] == {"mac": mac, "addresses": [address]}
-    assert default_route(nicbox, "node1") == ("eth0", "10.213.17.1")
+    assert default_route(nicbox, "node1") == ("eth0", "10.213.19.1")
     assert "Name=eth0" in nicbox.ssh("node1", "cat /etc/systemd/network/10-ens3.network").stdout
     assert f"MACAddress={mac}" in nicbox.ssh("node1", "cat /etc/systemd/network/10-kubeboot-eth0.link").stdout
     log = nicbox.ssh("node1", f"cat {STATE}/log").stdout
@@ -127,7 +127,7 @@ def test_ssh_nic_renamed_by_reboot_keeps_its_address_and_survives_another_reboot
     # And the name holds at every boot.
     nicbox.ansible("node1", "-m", "ansible.builtin.reboot", "-a", "reboot_timeout=120")
     assert links(nicbox, "node1")["eth0"] == {"mac": mac, "addresses": [address]}
-    assert default_route(nicbox, "node1") == ("eth0", "10.213.17.1")
+    assert default_route(nicbox, "node1") == ("eth0", "10.213.19.1")
 
 
 def test_check_mode_shows_the_plan_and_diffs_and_changes_nothing(nicbox: Sandbox) -> None:
@@ -150,7 +150,7 @@ def test_live_rename_of_the_extra_nic(nicbox: Sandbox) -> None:
     now = links(nicbox, "node2")
     assert "enp0s8" not in now and now["eth0"]["mac"] == mac
     assert now["ens3"]["addresses"] == [f"{nicbox.nodes['node2']['address']}/24"]
-    assert default_route(nicbox, "node2") == ("ens3", "10.213.17.1")
+    assert default_route(nicbox, "node2") == ("ens3", "10.213.19.1")
     assert "live: renamed enp0s8 to eth0" in nicbox.ssh("node2", f"cat {STATE}/log").stdout
     assert nicbox.ssh("node2", "systemctl is-active kubeboot-nic-rename-watchdog-live.timer",
                       check=False).stdout.strip() != "active"
@@ -169,13 +169,13 @@ def test_existing_eth0_is_moved_aside_keeping_the_ssh_session(eth0box: Sandbox) 
     now = links(eth0box, "node1")
     assert now["kbspare0"] == {"mac": node["macs"][0], "addresses": [address]}
     assert now["eth0"] == {"mac": node["macs"][1], "addresses": []}
-    assert default_route(eth0box, "node1") == ("kbspare0", "10.213.18.1")
+    assert default_route(eth0box, "node1") == ("kbspare0", "10.213.20.1")
     assert "Name=kbspare0" in eth0box.ssh("node1", "cat /etc/systemd/network/10-eth0.network").stdout
     assert recap(play(eth0box, "node1", *args).stdout)["node1"]["changed"] == 0
     # Persistently too: after a reboot the same names, address and route.
     eth0box.ansible("node1", "-m", "ansible.builtin.reboot", "-a", "reboot_timeout=120")
     assert links(eth0box, "node1") == now
-    assert default_route(eth0box, "node1") == ("kbspare0", "10.213.18.1")
+    assert default_route(eth0box, "node1") == ("kbspare0", "10.213.20.1")
 
 
 def test_unconfirmed_rename_is_reverted_by_the_watchdog(nicbox: Sandbox) -> None:
