@@ -24,8 +24,12 @@ fi
 workers=${KUBEBOOT_TEST_WORKERS:-2}
 parallel=()
 [ "$workers" -gt 1 ] && parallel=(-n "$workers" --dist loadfile)
+# A short temporary base: the stand-in's simulated nodes bind UNIX sockets below their test's directory, and a
+# socket path has at most 107 bytes (xdist's per-worker directories make pytest's default too long).
+basetemp=$(mktemp -d /tmp/kbt.XXXX)
+trap 'rm -rf "$basetemp"' EXIT
 status=0
-pytest -q --durations=30 "${parallel[@]}" "$@" || status=$?
+pytest -q --durations=30 --basetemp="$basetemp" "${parallel[@]}" "$@" || status=$?
 if [ "$status" -eq 5 ]; then
   echo "test: pytest collected no tests: that is a failure" >&2
   exit 1
