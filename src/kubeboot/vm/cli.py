@@ -38,6 +38,11 @@ def register(subparsers: Any) -> None:
     common(up)
     up.add_argument("--subnet", help=f"private IPv4 subnet of the VMs' network (default {host.DEFAULT_SUBNET})")
     up.add_argument("--env", action="store_true", help="print shell `export` lines instead of a summary")
+    up.add_argument(
+        "--standin", action="store_true",
+        help="also build and serve the test stand-in Kubernetes packages (tests/standin) on the VMs' network and "
+             "write the inventory variables that use them (KUBEBOOT_VM_VARS)",
+    )
     up.set_defaults(func=_up)
     status = hsub.add_parser("status", help="show the settings, or say that nothing is up")
     common(status)
@@ -71,11 +76,12 @@ def _print(info: host.HostInfo, args: argparse.Namespace) -> None:
     else:
         print(f"vm host {info.name}: network {info.network} ({info.subnet}, host {info.address}), "
               f"pool {info.pool}, apt proxy {info.apt_proxy}"
+              + (f", stand-in variables {info.vars_file}" if info.vars_file else "")
               + (f"; started {', '.join(info.started)}" if info.started else ""))
 
 
 def _up(args: argparse.Namespace) -> int:
-    _print(host.up(args.name, args.subnet), args)
+    _print(host.up(args.name, args.subnet, standin=args.standin), args)
     return 0
 
 

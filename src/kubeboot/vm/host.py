@@ -4,6 +4,10 @@ pool and apt-cacher-ng on the network's host address. Everything `up` makes is r
 
 Traffic stays on the host: the network has no <forward> (libvirt rejects anything routed in or out of it), its
 dnsmasq serves DHCP only (no DNS forwarding), and the guests' only way to Debian packages is the apt proxy.
+
+With ``standin=True`` (`kubeboot vm host up --standin`) the test stand-in's Kubernetes packages are built and served
+on the same address, and the variables that point an inventory at them are written to <state dir>/vars.yml
+(`KUBEBOOT_VM_VARS`), as `kubeboot sandbox up --standin` does for sandbox nodes.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+import yaml
+
 from kubeboot.errors import KubebootError, UsageError
 from kubeboot.sandbox import host as sandbox_host
-from kubeboot.sandbox import services
+from kubeboot.sandbox import services, standin
 from kubeboot.sandbox.host import pid_matches, run, spawn, stop_process
 from kubeboot.sandbox.naming import check_sandbox_name
 from kubeboot.sandbox.state import ProcessState, SandboxState
@@ -45,6 +51,7 @@ LIBVIRT_CHAINS = {
     "nat": ("LIBVIRT_PRT",),
     "mangle": ("LIBVIRT_PRT",),
 }
+VARS_FILE = "vars.yml"
 VM_MEMORY_BUDGET_MB = 1200  # what one 768 MB guest costs the host under TCG (QEMU's own RSS included)
 
 
@@ -94,15 +101,19 @@ class HostInfo:
     pool: str
     apt_proxy: str
     libvirt_uri: str = LIBVIRT_URI
+    vars_file: str = ""  # the stand-in's inventory variables (YAML), when it is served
     started: list[str] = field(default_factory=list)
 
     def env(self) -> dict[str, str]:
-        """Environment variables the project's Vagrantfiles read."""
-        return {
+        """Environment variables the project's Vagrantfiles (and the vagrant molecule scenario) read."""
+        env = {
             "KUBEBOOT_VM_NETWORK": self.network, "KUBEBOOT_VM_SUBNET": self.subnet,
             "KUBEBOOT_VM_POOL": self.pool, "KUBEBOOT_APT_PROXY": self.apt_proxy,
             "LIBVIRT_DEFAULT_URI": self.libvirt_uri,
         }
+        if self.vars_file:
+            env["KUBEBOOT_VM_VARS"] = self.vars_file
+        return env
 
 
 def _state_name(name: str) -> str:
@@ -258,7 +269,7 @@ def _drop_stale_box_volumes(pool_dir: Path) -> None:
     stamp.write_text(current + "\n")
 
 
-def up(name: str = "default", subnet_text: str | None = None) -> HostInfo:
+def up(name: str = "default", subnet_text: str | None = None, *, standin: bool = False) -> HostInfo:
     check_sandbox_name(name)
     check_host()
     try:
@@ -284,6 +295,8 @@ def up(name: str = "default", subnet_text: str | None = None) -> HostInfo:
             address = str(subnet.network_address + 1)
             _wait(lambda: address in run(["ip", "-4", "-o", "addr", "show"]), f"address {address}")
             services.ensure_apt_proxy(state, address)
+            if standin:
+                _serve_standin(state, address)
         except BaseException:
             _down(state)
             raise
@@ -293,10 +306,23 @@ def up(name: str = "default", subnet_text: str | None = None) -> HostInfo:
         return info
 
 
+def _serve_standin(state: VmHostState, address: str) -> None:
+    """Build (or reuse) the stand-in repository, serve it on ``address`` and write the variables that use it."""
+    repo = standin.ensure_built(standin.builder())
+    services.ensure_http_server(state, address, repo.directory)
+    variables = standin.inventory_vars(repo, services.served_url(state, address))
+    (state.directory / VARS_FILE).write_text(
+        f"---\n# Written by `kubeboot vm host up --standin` ({state.name}): the test stand-in's packages,\n"
+        "# served on the VMs' network. Removed by `kubeboot vm host down`.\n"
+        + yaml.safe_dump(variables, sort_keys=True))
+
+
 def _info(state: VmHostState) -> HostInfo:
     address = str(ipaddress.IPv4Network(state.subnet).network_address + 1)
+    vars_file = state.directory / VARS_FILE
     return HostInfo(name=state.name.removeprefix("vm-"), network=state.network, subnet=state.subnet,
-                    address=address, pool=state.pool, apt_proxy=services.proxy_url(address))
+                    address=address, pool=state.pool, apt_proxy=services.proxy_url(address),
+                    vars_file=str(vars_file) if "http" in state.processes and vars_file.exists() else "")
 
 
 def info(name: str = "default") -> HostInfo | None:
@@ -350,6 +376,9 @@ def _down(state: VmHostState) -> list[str]:
     if "apt-proxy" in state.processes:
         services.stop_service(state, "apt-proxy")
         removed.append("apt-cacher-ng")
+    if "http" in state.processes:
+        services.stop_service(state, "http")
+        removed.append("stand-in HTTP server")
     if libvirt_up and state.pool_created:
         _virsh("pool-destroy", state.pool, check=False)
         removed.append(f"pool {state.pool}")

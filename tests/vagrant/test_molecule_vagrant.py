@@ -1,0 +1,59 @@
+"""The `vagrant` molecule scenario on real VMs, run as an operator runs it: `molecule test -s vagrant`.
+
+Two VMs from the offline box on the Vagrant tier's own host services, which also serve the stand-in's packages
+(KUBEBOOT_VM_VARS): destroy, syntax, create, prepare, converge site.yml (the public NIC renamed to eth0 by a real
+reboot, the cluster, the NFS export and volume), idempotence (changed=0), verify (the rename, the nodes, the pod
+network, the volume, a root-owned file written over NFSv4 from the worker), destroy. The module runs before the
+tier's other modules (their VMs come up after it) and leaves no VM behind: the scenario destroys its own.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from kubeboot.vm import host
+from tests.conftest import REPO, VENV_BIN
+from tests.vagrant.conftest import HOST_SUBNET
+
+pytestmark = [pytest.mark.vagrant, pytest.mark.slow, pytest.mark.flaky(reruns=0)]
+
+ACTIONS = ("destroy", "syntax", "create", "prepare", "converge", "idempotence", "verify", "destroy")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+TIMEOUT = 3600
+
+
+def test_scenario_passes_every_action(vagrant_host: host.HostInfo) -> None:
+    assert vagrant_host.vars_file, "the host services do not serve the stand-in (KUBEBOOT_VM_VARS)"
+    subnet = ipaddress.ip_network(HOST_SUBNET)
+    env = {**os.environ, **vagrant_host.env(), "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
+           "NO_COLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
+           "KUBEBOOT_MOLECULE_VM1_ADDRESS": str(subnet.network_address + 11),
+           "KUBEBOOT_MOLECULE_VM2_ADDRESS": str(subnet.network_address + 12)}
+    started = time.monotonic()
+    try:
+        result = subprocess.run([str(VENV_BIN / "molecule"), "test", "-s", "vagrant"], cwd=REPO, env=env,
+                                capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    finally:
+        subprocess.run([str(VENV_BIN / "molecule"), "destroy", "-s", "vagrant"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=900, check=False)
+    print(f"\nvagrant tier: molecule test -s vagrant took {time.monotonic() - started:.0f}s")
+    output = ANSI.sub("", result.stdout + result.stderr)
+    assert result.returncode == 0, output[-8000:]
+    summary = re.search(r"vagrant\s*: actions=(\d+)\s+successful=(\d+).*failed=(\d+)", output)
+    assert summary, output[-3000:]
+    assert summary.groups() == (str(len(ACTIONS)), str(len(ACTIONS)), "0"), summary.group(0)
+    assert "idempotence: Executed: Successful" in output.replace("➜ ", "")
+    # converge renamed the public NIC by a real reboot on both VMs (the idempotence run then skips it)
+    reboots = re.search(r"TASK \[nic_rename : NIC rename \| Reboot with the new names\][^\n]*\n((?:\w+: \[.*\n)+)",
+                        output)
+    assert reboots, output[-3000:]
+    assert sorted(re.findall(r"^changed: \[(\w+)\]", reboots.group(1), re.MULTILINE)) == ["vm1", "vm2"], \
+        reboots.group(0)
+    assert not subprocess.run(["virsh", "-q", "-c", vagrant_host.libvirt_uri, "list", "--all", "--name"],
+                              capture_output=True, text=True, check=True).stdout.strip().count("kubeboot-molecule-")
