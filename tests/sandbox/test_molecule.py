@@ -33,6 +33,9 @@ def test_scenario_passes_every_action(scenario: str) -> None:
     finally:
         subprocess.run([str(VENV_BIN / "molecule"), "destroy", "-s", scenario], cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=300, check=False)
+        # and its ephemeral directory (~/.ansible/tmp/molecule.*), which molecule keeps after destroy
+        subprocess.run([str(VENV_BIN / "molecule"), "reset", "-s", scenario], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=120, check=False)
     output = ANSI.sub("", result.stdout + result.stderr)
     assert result.returncode == 0, output[-6000:]
     summary = re.search(rf"{scenario}\s*: actions=(\d+)\s+successful=(\d+).*failed=(\d+)", output)
