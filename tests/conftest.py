@@ -113,6 +113,35 @@ def run_ansible(tool: str, *args: str, check: bool = True, timeout: float = 900)
     return result
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def molecule_test(scenario: str, env: dict[str, str], actions: tuple[str, ...], timeout: float) -> str:
+    """`molecule test -s SCENARIO` from the checkout, as an operator runs it; its output (colours removed).
+
+    Asserts that every action of the scenario's sequence ran and passed, idempotence included. Whatever happens,
+    the scenario is destroyed again and its ephemeral directory (~/.ansible/tmp/molecule.*) removed.
+    """
+    molecule = str(VENV_BIN / "molecule")
+    env = {**env, "PATH": f"{VENV_BIN}:{env.get('PATH', '')}", "NO_COLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    try:
+        result = subprocess.run([molecule, "test", "-s", scenario], cwd=REPO, env=env, capture_output=True,
+                                text=True, timeout=timeout, check=False)
+    finally:
+        destroyed = subprocess.run([molecule, "destroy", "-s", scenario], cwd=REPO, env=env, capture_output=True,
+                                   text=True, timeout=900, check=False)
+        subprocess.run([molecule, "reset", "-s", scenario], cwd=REPO, env=env, capture_output=True, text=True,
+                       timeout=120, check=False)
+    output = ANSI.sub("", result.stdout + result.stderr + "\n== molecule destroy\n"
+                      + destroyed.stdout + destroyed.stderr)
+    assert result.returncode == 0, output[-8000:]
+    summary = re.search(rf"{scenario}\s*: actions=(\d+)\s+successful=(\d+).*failed=(\d+)", output)
+    assert summary, output[-3000:]
+    assert summary.groups() == (str(len(actions)), str(len(actions)), "0"), summary.group(0)
+    assert "idempotence: Executed: Successful" in output.replace("➜ ", "")
+    return output
+
+
 def task_results(output: str, kinds: tuple[str, ...] = ("changed",)) -> str:
     """Each task that reported one of `kinds` (changed, fatal, failed) for some host, with those lines."""
     found: list[str] = []

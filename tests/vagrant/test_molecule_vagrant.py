@@ -14,48 +14,28 @@ import os
 import re
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from kubeboot.vm import host
-from tests.conftest import REPO, VENV_BIN
+from tests.conftest import molecule_test
 from tests.vagrant.conftest import HOST_SUBNET
 
 pytestmark = [pytest.mark.vagrant, pytest.mark.slow, pytest.mark.flaky(reruns=0)]
 
 ACTIONS = ("destroy", "syntax", "create", "prepare", "converge", "idempotence", "verify", "destroy")
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TIMEOUT = 3600
 
 
-def test_scenario_passes_every_action(vagrant_host: host.HostInfo, tmp_path: Path) -> None:
+def test_scenario_passes_every_action(vagrant_host: host.HostInfo) -> None:
     assert vagrant_host.vars_file, "the host services do not serve the stand-in (KUBEBOOT_VM_VARS)"
     subnet = ipaddress.ip_network(HOST_SUBNET)
-    env = {**os.environ, **vagrant_host.env(), "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
-           "NO_COLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
+    env = {**os.environ, **vagrant_host.env(),
            "KUBEBOOT_MOLECULE_VM1_ADDRESS": str(subnet.network_address + 11),
            "KUBEBOOT_MOLECULE_VM2_ADDRESS": str(subnet.network_address + 12)}
-    log = tmp_path / "molecule-vagrant.log"
     started = time.monotonic()
-    try:
-        result = subprocess.run([str(VENV_BIN / "molecule"), "test", "-s", "vagrant"], cwd=REPO, env=env,
-                                capture_output=True, text=True, timeout=TIMEOUT, check=False)
-    finally:
-        destroyed = subprocess.run([str(VENV_BIN / "molecule"), "destroy", "-s", "vagrant"], cwd=REPO, env=env,
-                                   capture_output=True, text=True, timeout=900, check=False)
-        # and its ephemeral directory (~/.ansible/tmp/molecule.*), which molecule keeps after destroy
-        subprocess.run([str(VENV_BIN / "molecule"), "reset", "-s", "vagrant"], cwd=REPO, env=env,
-                       capture_output=True, text=True, timeout=120, check=False)
-    seconds = time.monotonic() - started
-    log.write_text(result.stdout + result.stderr + "\n== molecule destroy\n" + destroyed.stdout + destroyed.stderr)
-    print(f"\nvagrant tier: molecule test -s vagrant took {seconds:.0f}s (output: {log})")
-    output = ANSI.sub("", result.stdout + result.stderr)
-    assert result.returncode == 0, output[-8000:]
-    summary = re.search(r"vagrant\s*: actions=(\d+)\s+successful=(\d+).*failed=(\d+)", output)
-    assert summary, output[-3000:]
-    assert summary.groups() == (str(len(ACTIONS)), str(len(ACTIONS)), "0"), summary.group(0)
-    assert "idempotence: Executed: Successful" in output.replace("➜ ", "")
+    output = molecule_test("vagrant", env, ACTIONS, timeout=TIMEOUT)
+    print(f"\nvagrant tier: molecule test -s vagrant took {time.monotonic() - started:.0f}s")
     # converge renamed the public NIC by a real reboot on both VMs (the idempotence run then skips it)
     reboots = re.search(r"TASK \[nic_rename : NIC rename \| Reboot with the new names\][^\n]*\n((?:\w+: \[.*\n)+)",
                         output)
@@ -65,7 +45,7 @@ def test_scenario_passes_every_action(vagrant_host: host.HostInfo, tmp_path: Pat
     # destroy left no VM of the scenario behind (libvirt may take a moment to undefine a domain it just stopped)
     deadline = time.monotonic() + 120
     while left := domains(vagrant_host):
-        assert time.monotonic() < deadline, f"left after destroy: {left}; see {log}"
+        assert time.monotonic() < deadline, f"left after destroy: {left}\n{output[-3000:]}"
         time.sleep(5)
 
 
