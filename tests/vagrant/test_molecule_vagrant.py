@@ -1,10 +1,12 @@
-"""The `vagrant` molecule scenario on real VMs, run as an operator runs it: `molecule test -s vagrant`.
+"""The Vagrant molecule scenarios on real VMs, run as an operator runs them: `molecule test -s vagrant|nfs_server`.
 
 Two VMs from the offline box on the Vagrant tier's own host services, which also serve the stand-in's packages
 (KUBEBOOT_VM_VARS): destroy, syntax, create, prepare, converge site.yml (the public NIC renamed to eth0 by a real
 reboot, the cluster, the NFS export and volume), idempotence (changed=0), verify (the rename, the nodes, the pod
 network, the volume, a root-owned file written over NFSv4 from the worker), destroy. The module runs before the
 tier's other modules (their VMs come up after it) and leaves no VM behind: the scenario destroys its own.
+`nfs_server`: the role alone on one VM (converge, idempotence, check mode, verify: an NFSv4.2 mount from the VM's own
+address where root writes as root, NFSv3 and a non-client address refused).
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from tests.vagrant.conftest import HOST_SUBNET
 
 pytestmark = [pytest.mark.vagrant, pytest.mark.slow, pytest.mark.flaky(reruns=0)]
 
-ACTIONS = ("destroy", "syntax", "create", "prepare", "converge", "idempotence", "verify", "destroy")
 TIMEOUT = 3600
 
 
@@ -34,7 +35,7 @@ def test_scenario_passes_every_action(vagrant_host: host.HostInfo) -> None:
            "KUBEBOOT_MOLECULE_VM1_ADDRESS": str(subnet.network_address + 11),
            "KUBEBOOT_MOLECULE_VM2_ADDRESS": str(subnet.network_address + 12)}
     started = time.monotonic()
-    output = molecule_test("vagrant", env, ACTIONS, timeout=TIMEOUT)
+    output = molecule_test("vagrant", env, timeout=TIMEOUT)
     print(f"\nvagrant tier: molecule test -s vagrant took {time.monotonic() - started:.0f}s")
     # converge renamed the public NIC by a real reboot on both VMs (the idempotence run then skips it)
     reboots = re.search(r"TASK \[nic_rename : NIC rename \| Reboot with the new names\][^\n]*\n((?:\w+: \[.*\n)+)",
@@ -43,6 +44,19 @@ def test_scenario_passes_every_action(vagrant_host: host.HostInfo) -> None:
     assert sorted(re.findall(r"^changed: \[(\w+)\]", reboots.group(1), re.MULTILINE)) == ["vm1", "vm2"], \
         reboots.group(0)
     # destroy left no VM of the scenario behind (libvirt may take a moment to undefine a domain it just stopped)
+    deadline = time.monotonic() + 120
+    while left := domains(vagrant_host):
+        assert time.monotonic() < deadline, f"left after destroy: {left}\n{output[-3000:]}"
+        time.sleep(5)
+
+
+def test_nfs_server_scenario_passes_every_action(vagrant_host: host.HostInfo) -> None:
+    started = time.monotonic()
+    output = molecule_test("nfs_server", {**os.environ, **vagrant_host.env()}, timeout=TIMEOUT)
+    print(f"\nvagrant tier: molecule test -s nfs_server took {time.monotonic() - started:.0f}s")
+    # converge installed the server (the idempotence run then finds it installed)
+    assert re.search(r"TASK \[nfs_server : NFS server \| Install the server packages \(Debian/Ubuntu\)\][^\n]*\n"
+                     r"(?:[^\n]*\n){0,2}?changed: \[nfs1\]", output), output[-3000:]
     deadline = time.monotonic() + 120
     while left := domains(vagrant_host):
         assert time.monotonic() < deadline, f"left after destroy: {left}\n{output[-3000:]}"
