@@ -43,11 +43,7 @@ def test_scenario_passes_every_action(vagrant_host: host.HostInfo) -> None:
     assert reboots, output[-3000:]
     assert sorted(re.findall(r"^changed: \[(\w+)\]", reboots.group(1), re.MULTILINE)) == ["vm1", "vm2"], \
         reboots.group(0)
-    # destroy left no VM of the scenario behind (libvirt may take a moment to undefine a domain it just stopped)
-    deadline = time.monotonic() + 120
-    while left := domains(vagrant_host):
-        assert time.monotonic() < deadline, f"left after destroy: {left}\n{output[-3000:]}"
-        time.sleep(5)
+    no_domain_left(vagrant_host, output)
 
 
 def test_nfs_server_scenario_passes_every_action(vagrant_host: host.HostInfo) -> None:
@@ -57,8 +53,13 @@ def test_nfs_server_scenario_passes_every_action(vagrant_host: host.HostInfo) ->
     # converge installed the server (the idempotence run then finds it installed)
     assert re.search(r"TASK \[nfs_server : NFS server \| Install the server packages \(Debian/Ubuntu\)\][^\n]*\n"
                      r"(?:[^\n]*\n){0,2}?changed: \[nfs1\]", output), output[-3000:]
+    no_domain_left(vagrant_host, output)
+
+
+def no_domain_left(info: host.HostInfo, output: str) -> None:
+    """destroy left no VM of the scenario behind (libvirt may take a moment to undefine a domain it just stopped)."""
     deadline = time.monotonic() + 120
-    while left := domains(vagrant_host):
+    while left := domains(info):
         assert time.monotonic() < deadline, f"left after destroy: {left}\n{output[-3000:]}"
         time.sleep(5)
 
