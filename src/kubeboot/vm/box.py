@@ -29,7 +29,7 @@ from kubeboot.sandbox.state import cache_root
 
 SUITE = "bookworm"
 BOX_NAME = "kubeboot/debian12"
-BUILD_VERSION = "2"  # bump when the build below changes what the image holds
+BUILD_VERSION = "4"  # bump when the build below changes what the image holds
 DISK_GB = 10
 PARTITION_START = 2048  # sectors: 1 MiB before the partition, room for GRUB's core image
 SWAP_MB = 256  # a swap file, so the os_prep role meets real swap to turn off
@@ -42,6 +42,20 @@ BASE_PACKAGES = (
     "procps", "iputils-ping", "ca-certificates", "less", "rsync", "e2fsprogs", "initramfs-tools", "apt-utils",
 )
 BOOT_PACKAGES = ("linux-image-amd64", "grub-pc")
+# Debian packages the roles install on every node, already in the box: unpacking them takes minutes per VM under
+# QEMU emulation. The roles find them installed, as on hosts from a prepared image; the sandbox scenarios, whose nodes
+# start from minbase, install them from nothing. nfs-kernel-server is left out (it would run on every VM; the NFS
+# server's role installs it). Documentation is not unpacked (dpkg path-exclude), and man-db's index is not rebuilt
+# after each install. The package lists are not kept, and their directory is dated 1970: the first apt task with a
+# cache_valid_time reads them afresh (through the proxy set at VM creation) instead of trusting an empty cache.
+PRELOAD_PACKAGES = (
+    "python3-apt", "kmod", "iptables", "conntrack", "socat", "ebtables", "ethtool", "curl", "gpg", "ca-certificates",
+    "systemd-timesyncd", "containerd", "runc", "nfs-common",
+)
+NODOC = (
+    "path-exclude=/usr/share/doc/*\npath-include=/usr/share/doc/*/copyright\npath-exclude=/usr/share/man/*\n"
+    "path-exclude=/usr/share/info/*\npath-exclude=/usr/share/locale/*\npath-include=/usr/share/locale/locale.alias\n"
+)
 REQUIRED_TOOLS = {
     "debootstrap": "debootstrap", "qemu-img": "qemu-utils", "sfdisk": "fdisk", "mkfs.ext4": "e2fsprogs",
     "losetup": "mount", "blkid": "util-linux", "vagrant": "vagrant",
@@ -114,7 +128,7 @@ def host_mirrors() -> tuple[str, str]:
 
 def box_key(mirror: str, security: str) -> str:
     text = "\n".join([SUITE, mirror, security, BUILD_VERSION, str(DISK_GB), str(SWAP_MB), CMDLINE,
-                      *BASE_PACKAGES, *BOOT_PACKAGES, VAGRANT_INSECURE_KEY])
+                      *BASE_PACKAGES, *BOOT_PACKAGES, *PRELOAD_PACKAGES, NODOC, VAGRANT_INSECURE_KEY])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -314,6 +328,12 @@ def _configure(root: Path, uuid: str, mirror: str, security: str) -> None:
     _write(root, "/tmp/selections", "grub-pc grub-pc/install_devices multiselect /dev/vda\n")
     _chroot(root, "debconf-set-selections", "/tmp/selections")
     (root / "tmp/selections").unlink()
+    _write(root, "/etc/dpkg/dpkg.cfg.d/01-kubeboot-nodoc", NODOC)
+    _write(root, "/tmp/selections", "man-db man-db/auto-update boolean false\n")
+    _chroot(root, "debconf-set-selections", "/tmp/selections")
+    (root / "tmp/selections").unlink()
+    (root / "var/lib/man-db/auto-update").unlink(missing_ok=True)
+    _chroot(root, "apt-get", "install", "-y", "-q", "--no-install-recommends", *PRELOAD_PACKAGES, timeout=3600)
 
     _write(root, "/etc/fstab", f"UUID={uuid} / ext4 errors=remount-ro 0 1\n/swapfile none swap sw 0 0\n")
     run(["fallocate", "-l", f"{SWAP_MB}M", str(root / "swapfile")])
@@ -358,6 +378,8 @@ def _configure(root: Path, uuid: str, mirror: str, security: str) -> None:
     _chroot(root, "apt-get", "clean")
     for listing in (root / "var/lib/apt/lists").glob("*_*"):
         listing.unlink()
+    (root / "var/lib/apt/periodic/update-success-stamp").unlink(missing_ok=True)
+    os.utime(root / "var/lib/apt/lists", (0, 0))  # "never read": see PRELOAD_PACKAGES
     for key in (root / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
     (root / "etc/machine-id").write_text("")  # each clone makes its own: distinct DHCP client ids

@@ -45,6 +45,7 @@ REQUIRED_TOOLS = {
     "qemu-system-x86_64": "qemu-system-x86", "dnsmasq": "dnsmasq-base", "vagrant": "vagrant",
     "apt-cacher-ng": "apt-cacher-ng", "iptables": "iptables",
 }
+KVM_DEVICE = Path("/dev/kvm")
 # Chains libvirtd makes for its networks; removed at `down` only when this run's libvirtd made them.
 LIBVIRT_CHAINS = {
     "filter": ("LIBVIRT_INP", "LIBVIRT_OUT", "LIBVIRT_FWO", "LIBVIRT_FWI", "LIBVIRT_FWX"),
@@ -217,9 +218,30 @@ def _ensure_libvirtd(state: VmHostState) -> None:
         f'log_outputs = "3:file:{conf}/libvirtd.log"\n'
         'unix_sock_group = "root"\nunix_sock_rw_perms = "0770"\nauth_unix_rw = "none"\nauth_unix_ro = "none"\n'
     )
-    _start_daemon(state, "libvirtd", ["libvirtd", "-f", str(libvirtd_conf), "-p", str(conf / "libvirtd.pid")],
-                  str(libvirtd_conf))
+    argv = ["libvirtd", "-f", str(libvirtd_conf), "-p", str(conf / "libvirtd.pid")]
+    _start_daemon(state, "libvirtd", _without_kvm(argv, conf) if mask_kvm() else argv, str(libvirtd_conf))
     _wait(libvirt_answers, "libvirtd", timeout=60)
+
+
+def mask_kvm() -> bool:
+    """Whether libvirtd runs with /dev/kvm hidden: whenever it exists and the VMs are emulated (the default).
+
+    libvirt caches what each QEMU binary can do, and drops that cache whenever it decides that KVM became usable or
+    unusable since. Where /dev/kvm exists but only root may open it (as here, a hypervisor that cannot boot stock
+    kernels), the probe sees KVM and the check, made as libvirt's QEMU user, does not: every libvirt call then probes
+    QEMU afresh, seconds each under emulation, minutes over a `vagrant up`. KUBEBOOT_VM_DRIVER=kvm keeps /dev/kvm.
+    """
+    return KVM_DEVICE.exists() and os.environ.get("KUBEBOOT_VM_DRIVER", "qemu") != "kvm"
+
+
+def _without_kvm(argv: list[str], conf: Path) -> list[str]:
+    """argv in a mount namespace of its own where /dev/kvm is an empty file nobody may open (the host's is untouched:
+    host mounts still propagate in, none propagate out)."""
+    blank = conf / "no-kvm"
+    blank.write_bytes(b"")
+    blank.chmod(0)
+    return ["unshare", "--mount", "--propagation", "slave", "--", "sh", "-c",
+            f'mount --bind "$1" {KVM_DEVICE} && shift && exec "$@"', "sh", str(blank), *argv]
 
 
 def _ensure_network(state: VmHostState, subnet: ipaddress.IPv4Network) -> None:
