@@ -29,7 +29,7 @@ from kubeboot.sandbox.state import cache_root
 
 SUITE = "bookworm"
 BOX_NAME = "kubeboot/debian12"
-BUILD_VERSION = "4"  # bump when the build below changes what the image holds
+BUILD_VERSION = "5"  # bump when the build below changes what the image holds
 DISK_GB = 10
 PARTITION_START = 2048  # sectors: 1 MiB before the partition, room for GRUB's core image
 SWAP_MB = 256  # a swap file, so the os_prep role meets real swap to turn off
@@ -52,6 +52,11 @@ PRELOAD_PACKAGES = (
     "python3-apt", "kmod", "iptables", "conntrack", "socat", "ebtables", "ethtool", "curl", "gpg", "ca-certificates",
     "systemd-timesyncd", "containerd", "runc", "nfs-common",
 )
+# The initramfs holds only what mounts the root filesystem (MODULES=list), as in Debian's cloud images built for
+# one hypervisor: no NIC driver, so the NICs are named once, by udev in the real root, where the .link files are.
+# (With MODULES=most, udev in the initramfs names them first and networkd may bring them up before udev in the
+# real root tries its .link files: "already up, cannot rename". The nic_rename role rebuilds such initramfs images.)
+INITRAMFS_MODULES = ("virtio_pci", "virtio_blk", "ext4", "crc32c_generic")
 NODOC = (
     "path-exclude=/usr/share/doc/*\npath-include=/usr/share/doc/*/copyright\npath-exclude=/usr/share/man/*\n"
     "path-exclude=/usr/share/info/*\npath-exclude=/usr/share/locale/*\npath-include=/usr/share/locale/locale.alias\n"
@@ -128,7 +133,8 @@ def host_mirrors() -> tuple[str, str]:
 
 def box_key(mirror: str, security: str) -> str:
     text = "\n".join([SUITE, mirror, security, BUILD_VERSION, str(DISK_GB), str(SWAP_MB), CMDLINE,
-                      *BASE_PACKAGES, *BOOT_PACKAGES, *PRELOAD_PACKAGES, NODOC, VAGRANT_INSECURE_KEY])
+                      *BASE_PACKAGES, *BOOT_PACKAGES, *PRELOAD_PACKAGES, *INITRAMFS_MODULES, NODOC,
+                      VAGRANT_INSECURE_KEY])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -323,6 +329,8 @@ def _configure(root: Path, uuid: str, mirror: str, security: str) -> None:
     )
     _write(root, "/tmp/selections", selections)
     _chroot(root, "debconf-set-selections", "/tmp/selections")
+    _write(root, "/etc/initramfs-tools/conf.d/kubeboot.conf", "MODULES=list\n")
+    _write(root, "/etc/initramfs-tools/modules", "".join(f"{module}\n" for module in INITRAMFS_MODULES))
     _chroot(root, "apt-get", "install", "-y", "-q", "--no-install-recommends", *BOOT_PACKAGES, timeout=3600)
     # Inside the VM the disk is /dev/vda: upgrades of grub-pc reinstall GRUB there.
     _write(root, "/tmp/selections", "grub-pc grub-pc/install_devices multiselect /dev/vda\n")

@@ -46,6 +46,7 @@ REQUIRED_TOOLS = {
     "apt-cacher-ng": "apt-cacher-ng", "iptables": "iptables",
 }
 KVM_DEVICE = Path("/dev/kvm")
+QEMU_CONF = Path("/etc/libvirt/qemu.conf")
 # Chains libvirtd makes for its networks; removed at `down` only when this run's libvirtd made them.
 LIBVIRT_CHAINS = {
     "filter": ("LIBVIRT_INP", "LIBVIRT_OUT", "LIBVIRT_FWO", "LIBVIRT_FWI", "LIBVIRT_FWX"),
@@ -231,17 +232,22 @@ def mask_kvm() -> bool:
     kernels), the probe sees KVM and the check, made as libvirt's QEMU user, does not: every libvirt call then probes
     QEMU afresh, seconds each under emulation, minutes over a `vagrant up`. KUBEBOOT_VM_DRIVER=kvm keeps /dev/kvm.
     """
-    return KVM_DEVICE.exists() and os.environ.get("KUBEBOOT_VM_DRIVER", "qemu") != "kvm"
+    return KVM_DEVICE.exists() and QEMU_CONF.exists() and os.environ.get("KUBEBOOT_VM_DRIVER", "qemu") != "kvm"
 
 
 def _without_kvm(argv: list[str], conf: Path) -> list[str]:
     """argv in a mount namespace of its own where /dev/kvm is an empty file nobody may open (the host's is untouched:
-    host mounts still propagate in, none propagate out)."""
+    host mounts still propagate in, none propagate out). libvirt's QEMU configuration there adds one setting to the
+    defaults: no private /dev per VM, since libvirt cannot carry the masked /dev/kvm over into one."""
     blank = conf / "no-kvm"
     blank.write_bytes(b"")
     blank.chmod(0)
-    return ["unshare", "--mount", "--propagation", "slave", "--", "sh", "-c",
-            f'mount --bind "$1" {KVM_DEVICE} && shift && exec "$@"', "sh", str(blank), *argv]
+    qemu_conf = conf / "qemu.conf"
+    qemu_conf.write_text("# kubeboot vm host: the VMs are emulated and libvirtd runs with /dev/kvm masked\n"
+                         "namespaces = []\n")
+    script = f'mount --bind "$1" {KVM_DEVICE} && mount --bind "$2" {QEMU_CONF} && shift 2 && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "slave", "--", "sh", "-c", script, "sh", str(blank),
+            str(qemu_conf), *argv]
 
 
 def _ensure_network(state: VmHostState, subnet: ipaddress.IPv4Network) -> None:
