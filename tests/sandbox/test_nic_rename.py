@@ -2,7 +2,7 @@
 
 Sandbox nodes are systemd-nspawn containers: there is no udev in them, /sys is read-only and the host creates each
 node's NICs already named at every boot, so a `.link` file is never applied there by udev. The role's boot unit
-(`kubeboot-nic-rename-boot.service`, which runs only where /sys is read-only) applies the `.link` names instead; these
+(`kubeboot-nic-rename-boot.service`, which names whatever udev did not) applies the `.link` names instead; these
 tests prove everything else (selection, files, live rename, reboot, watchdog arming, confirming and reverting). The
 `.link` file applied by a real udev at a real boot is proven by the Vagrant tier.
 """
