@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install what is needed, then run the whole test suite: linters, unit, stand-in and sandbox tests (and, when
-# KUBEBOOT_VAGRANT asks for it, the Vagrant tier on real VMs).
+# Install what is needed, then run the whole test suite: linters, unit, stand-in and sandbox tests, then the Vagrant
+# scenario on real VMs (KUBEBOOT_VAGRANT below).
 # Extra arguments go to pytest (for example: scripts/test.sh -k sandbox).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,12 +32,15 @@ if [[ " $* " == *" -m "* ]]; then
   check "$status"
   exit $?
 fi
-# KUBEBOOT_VAGRANT=scenario runs the Vagrant scenario on real VMs (QEMU emulation here) after the rest, in a pytest
-# process of its own: `molecule test -s vagrant` and the VM host's own checks; KUBEBOOT_VAGRANT=1 the whole Vagrant tier
-# (also the nfs_server scenario, the NFS and NIC rename modules). Unset or 0: none of it. Not alongside the rest: on
-# 2 cores the VMs and the sandbox modules slow each other down until SSH times out (README.md, "Tests").
+# The Vagrant scenario on real VMs (QEMU emulation here) runs after the rest, in a pytest process of its own:
+# `molecule test -s vagrant` and the VM host's own checks. KUBEBOOT_VAGRANT=scenario (the default when no pytest
+# arguments are given, as in CI), 1 for the whole Vagrant tier (also the nfs_server scenario, the NFS and NIC rename
+# modules), 0 for none of it. Not alongside the rest: on 2 cores the emulated VMs and the sandbox modules slow each
+# other down until SSH times out (README.md, "Tests").
+vagrant_default=scenario
+[ $# -gt 0 ] && vagrant_default=0
 vagrant_tests=()
-case "${KUBEBOOT_VAGRANT:-0}" in
+case "${KUBEBOOT_VAGRANT:-$vagrant_default}" in
   0) ;;
   scenario) vagrant_tests=(tests/vagrant/test_vm_host.py
                            "tests/vagrant/test_molecule_vagrant.py::test_scenario_passes_every_action") ;;
