@@ -12,17 +12,17 @@ from ansible.inventory.group import Group
 from ansible.plugins.vars import BaseVarsPlugin
 
 try:
-    from kubeboot.inventory.defaults import cluster_defaults
+    from kubeboot.contract import defaults as cluster_defaults
 except ImportError:  # running from a checkout whose package is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-    from kubeboot.inventory.defaults import cluster_defaults
+    from kubeboot.contract import defaults as cluster_defaults
 
 DOCUMENTATION = """
     name: kubeboot_defaults
     short_description: Cluster-wide defaults of the kubeboot inventory contract
     description:
       - Gives the group C(all) every cluster-wide variable of the contract with its default, read from the kubeboot
-        package (C(kubeboot/data/cluster_defaults.yml)), for the directories of the inventory sources only.
+        package's typed contract (C(kubeboot/contract.py)), for the directories of the inventory sources only.
       - >-
         Runs before C(host_group_vars) (list it first in C(vars_plugins_enabled)), so C(group_vars/all) of the
         inventory overrides a default; keys set in the inventory file's own group variables (the vars of C(all)

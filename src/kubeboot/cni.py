@@ -7,13 +7,13 @@ mirror. The same image rewrite serves calico's tigera-operator manifest.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import yaml
 
+from kubeboot import derived
 from kubeboot.errors import KubebootError
 
 FLANNEL_BACKENDS = ("vxlan", "vxlan-directrouting", "host-gw")
@@ -34,14 +34,13 @@ def flannel_net_conf(
     """flannel's net-conf.json for the kube subnet manager: Network, SubnetLen/Min/Max and the backend."""
     if backend not in FLANNEL_BACKENDS:
         raise CniError(f"flannel backend {backend!r}: must be one of {', '.join(FLANNEL_BACKENDS)}")
-    try:
-        net = ipaddress.ip_network(network)
-    except ValueError as exc:
-        raise CniError(f"flannel Network {network!r}: {exc}") from exc
+    net, problem = derived.parse_network(network)
+    if net is None:
+        raise CniError(f"flannel Network {network!r} {problem}")
     conf: dict[str, Any] = {"Network": str(net), "EnableNFTables": False, "SubnetLen": int(subnet_len)}
     for key, value in (("SubnetMin", subnet_min), ("SubnetMax", subnet_max)):
         if value:
-            if ipaddress.ip_address(value) not in net:
+            if not derived.address_inside(value, net):
                 raise CniError(f"flannel {key} {value!r} is outside the pod network {net}")
             conf[key] = str(value)
     if backend == "host-gw":

@@ -13,11 +13,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from kubeboot.cluster import node_address
-from kubeboot.inventory.defaults import cluster_defaults
+from kubeboot import contract
+from kubeboot.contract import CLUSTER, NFS_SERVER
+from kubeboot.derived import host_address
 
-NFS_SERVER = "nfs_server"
-CLUSTER = "k8s_cluster"
 DEFAULT_EXPORT_OPTIONS = "rw,sync,no_subtree_check,no_root_squash"
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
 # exports(5) options that cancel each other: an export may carry one of each pair.
@@ -76,12 +75,12 @@ def volume_name(server: str, path: str) -> str:
 
 def cluster_addresses(groups: Mapping[str, Iterable[str]], hostvars: Mapping[str, Any]) -> list[str]:
     """Every cluster node's address (node_ip, else ansible_host, else its name), in inventory order, once each."""
-    return list(dict.fromkeys(node_address(hostvars, name) for name in groups.get(CLUSTER, [])))
+    return list(dict.fromkeys(host_address(hostvars, name) for name in groups.get(CLUSTER, [])))
 
 
 def settings_of(variables: Mapping[str, Any]) -> dict[str, Any]:
     """The cluster-wide nfs_ settings from one host's variables, the contract's defaults where a host lacks them."""
-    defaults = cluster_defaults()
+    defaults = contract.defaults()
     return {name: variables.get(name, value) for name, value in defaults.items() if name.startswith("nfs_")}
 
 
@@ -137,7 +136,7 @@ def volumes(groups: Mapping[str, Iterable[str]], hostvars: Mapping[str, Any],
                 continue
             path = str(export["path"])
             found.append(_volume(volume if isinstance(volume, dict) else {}, settings, volume_name(server, path),
-                                 node_address(hostvars, server), path))
+                                 host_address(hostvars, server), path))
     for entry in settings["nfs_volumes"] or []:
         found.append(_volume(entry, settings, str(entry.get("name", "")), str(entry.get("server", "")),
                              str(entry.get("path", ""))))

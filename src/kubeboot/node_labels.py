@@ -12,21 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from kubeboot import cluster
-from kubeboot.inventory import defaults, syntax
-from kubeboot.inventory.defaults import MSMS
+from kubeboot import derived
+from kubeboot.contract import MSMS
+from kubeboot.inventory import syntax
 
 SCOPES = (("node_group_labels", "node_group_taints"), ("node_labels", "node_taints"))
 
 
 def _truthy(value: Any) -> bool:
     return value is True or str(value).strip().lower() in ("true", "yes", "on", "1")
-
-
-def _var(host: Mapping[str, Any], name: str) -> Any:
-    if name in host:
-        return host[name]
-    return defaults.cluster_defaults().get(name)
 
 
 def _merge_taints(taints: dict[str, dict[str, str]], items: Iterable[Any]) -> None:
@@ -43,15 +37,15 @@ def node_meta(name: str, hostvars: Mapping[str, Any], groups: Mapping[str, Itera
     taints: dict[str, dict[str, str]] = {}
     annotations: dict[str, str] = {}
     if name in list(groups.get(MSMS, [])):
-        labels.update({str(k): str(v) for k, v in (_var(host, "msms_labels") or {}).items()})
-        _merge_taints(taints, _var(host, "msms_taints"))
-        if _truthy(_var(host, "msms_fixed")):
-            labels[str(_var(host, "msms_fixed_label"))] = "true"
-        address = str(_var(host, "msms_public_address") or "") or cluster.node_address(hostvars, name)
-        annotations[str(_var(host, "msms_public_address_annotation"))] = address
+        labels.update({str(k): str(v) for k, v in (derived.setting(host, "msms_labels") or {}).items()})
+        _merge_taints(taints, derived.setting(host, "msms_taints"))
+        if _truthy(derived.setting(host, "msms_fixed")):
+            labels[str(derived.setting(host, "msms_fixed_label"))] = "true"
+        address = str(derived.setting(host, "msms_public_address") or "") or derived.host_address(hostvars, name)
+        annotations[str(derived.setting(host, "msms_public_address_annotation"))] = address
     for label_var, taint_var in SCOPES:
-        labels.update({str(k): str(v) for k, v in (_var(host, label_var) or {}).items()})
-        _merge_taints(taints, _var(host, taint_var))
+        labels.update({str(k): str(v) for k, v in (derived.setting(host, label_var) or {}).items()})
+        _merge_taints(taints, derived.setting(host, taint_var))
     texts = [f"{t['key']}={t['value']}:{t['effect']}" if t.get("value") else f"{t['key']}:{t['effect']}"
              for t in taints.values()]
     return {"labels": labels, "taints": texts, "annotations": annotations}

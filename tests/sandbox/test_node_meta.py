@@ -314,5 +314,5 @@ def test_an_invalid_inventory_is_refused_before_anything_changes(meta: Sandbox) 
 
 
 def test_sample_inventory_documents_the_msms_profile() -> None:
-    text = Path(REPO / "src/kubeboot/data/cluster_defaults.yml").read_text()
-    assert "msms_taints:\n  - app=msms:NoExecute" in text
+    text = Path(REPO / "README.md").read_text()
+    assert "| `msms_taints` | `['app=msms:NoExecute']` |" in text

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from kubeboot.inventory import checks, syntax
-from kubeboot.inventory.defaults import cluster_defaults, control_plane_endpoint, package_repo_url
+from kubeboot.contract import defaults as cluster_defaults
+from kubeboot.derived import control_plane_endpoint, package_repo_url
 from kubeboot.inventory.model import Finding, Host, Inventory
 from kubeboot.inventory.plan import make_plan
 
@@ -56,22 +57,22 @@ def test_version(version: Any, ok: bool) -> None:
     ("flannel_backend", "host-gw", "udp"), ("calico_encapsulation", "None", "none"),
 ])
 def test_enums(name: str, good: str, bad: str) -> None:
-    assert checks.check_enums(settings(**{name: good})) == []
-    assert errors(checks.check_enums(settings(**{name: bad}))) == [name]
+    assert checks.check_types(settings(**{name: good})) == []
+    assert errors(checks.check_types(settings(**{name: bad}))) == [name]
 
 
 def test_enum_suggests_the_near_value() -> None:
-    assert "did you mean VXLAN?" in checks.check_enums(settings(calico_encapsulation="vxlan"))[0].message
+    assert "did you mean VXLAN?" in checks.check_types(settings(calico_encapsulation="vxlan"))[0].message
 
 
 @pytest.mark.parametrize(("value", "ok"), [(True, True), ("false", True), ("maybe", False), (3, False)])
 def test_booleans(value: Any, ok: bool) -> None:
-    assert (checks.check_enums(settings(calico_nat_outgoing=value)) == []) is ok
+    assert (checks.check_types(settings(calico_nat_outgoing=value)) == []) is ok
 
 
 @pytest.mark.parametrize(("port", "ok"), [(6443, True), ("8443", True), (0, False), (70000, False), ("x", False)])
 def test_apiserver_port(port: Any, ok: bool) -> None:
-    assert (checks.check_ports(settings(kube_apiserver_port=port)) == []) is ok
+    assert (checks.check_types(settings(kube_apiserver_port=port)) == []) is ok
 
 
 @pytest.mark.parametrize(("pod", "problem"), [
@@ -138,7 +139,8 @@ def test_node_cidr_mask_must_be_an_integer() -> None:
 
 @pytest.mark.parametrize(("overrides", "variable"), [
     ({}, None),
-    ({"flannel_subnet_len": 25}, "flannel_subnet_len"),
+    ({"flannel_subnet_len": 25}, None),
+    ({"flannel_subnet_len": 25, "kube_node_cidr_mask_size": 24}, "flannel_subnet_len"),
     ({"flannel_subnet_len": 16}, "flannel_subnet_len"),
     ({"flannel_subnet_len": "x"}, "flannel_subnet_len"),
     ({"flannel_subnet_min": "10.244.10.0", "flannel_subnet_max": "10.244.20.0"}, None),
@@ -413,8 +415,8 @@ def test_qualified_name_limits() -> None:
 
 
 def test_derived_values() -> None:
-    assert package_repo_url(settings(kube_version="1.32.1")) == "https://pkgs.k8s.io/core:/stable:/v1.32"
-    assert package_repo_url(settings(kube_package_repo_url="https://m/x")) == "https://m/x"
+    assert package_repo_url("1.32.1") == "https://pkgs.k8s.io/core:/stable:/v1.32"
+    assert package_repo_url("1.33.5", "https://m/x") == "https://m/x"
     assert control_plane_endpoint(settings(), "192.0.2.10") == "192.0.2.10:6443"
     assert control_plane_endpoint(settings(), "2001:db8::1") == "[2001:db8::1]:6443"
     assert control_plane_endpoint(settings(kube_control_plane_endpoint="api:443"), "192.0.2.10") == "api:443"

@@ -18,7 +18,7 @@ import yaml
 
 from kubeboot import nfs
 from kubeboot.inventory import checks
-from kubeboot.inventory.defaults import cluster_defaults
+from kubeboot.contract import defaults as cluster_defaults
 from kubeboot.inventory.model import Host, Inventory
 
 REPO = Path(__file__).resolve().parents[2]

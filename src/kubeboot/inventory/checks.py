@@ -13,38 +13,26 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from kubeboot import nfs
-from kubeboot.inventory import syntax
-from kubeboot.inventory.defaults import (
+from kubeboot import contract, nfs
+from kubeboot.contract import (
     CLUSTER,
     CONTROL_PLANE,
     GROUPS,
     MSMS,
     NFS_SERVER,
-    NODE_LOCAL_SETTINGS,
-    PER_HOST_VARIABLES,
     PREFIXES,
+    SUPPORTED_MINORS,
     WORKERS,
-    cluster_defaults,
-    contract_variables,
+    as_bool,
+    as_int,
 )
+from kubeboot.derived import address_inside, node_address, node_cidr_mask_size, parse_address, parse_network
+from kubeboot.inventory import syntax
 from kubeboot.inventory.model import Finding, Host, Inventory, error, warning
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 ALL = "all"
 
-SUPPORTED_MINORS = ("1.31", "1.32", "1.33", "1.34")
-ENUMS: dict[str, tuple[str, ...]] = {
-    "kube_cni": ("flannel", "calico"),
-    "kube_proxy_mode": ("iptables", "ipvs", "nftables"),
-    "kube_install_method": ("package", "binary"),
-    "containerd_install_method": ("distro", "docker", "binary"),
-    "flannel_backend": ("vxlan", "vxlan-directrouting", "host-gw"),
-    "calico_encapsulation": ("IPIP", "IPIPCrossSubnet", "VXLAN", "VXLANCrossSubnet", "None"),
-}
-BOOLEANS = ("calico_nat_outgoing", "nfs_allow_world_no_root_squash", "nfs_enable_v3", "nfs_check_mounts")
-TRUE_STRINGS = ("true", "yes", "on", "1")
-FALSE_STRINGS = ("false", "no", "off", "0")
 # kube-apiserver refuses a larger service range (--service-cluster-ip-range): /12 for IPv4, /108 for IPv6.
 SERVICE_MIN_PREFIX = {4: 12, 6: 108}
 # The controller manager refuses a node mask more than 16 bits longer than the cluster CIDR's.
@@ -56,52 +44,6 @@ HEADROOM = 2
 
 
 # ---------------------------------------------------------------- helpers
-
-def as_bool(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in TRUE_STRINGS + FALSE_STRINGS:
-        return value.lower() in TRUE_STRINGS
-    return None
-
-
-def as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"\d+", value.strip()):
-        return int(value)
-    return None
-
-
-def parse_network(value: Any) -> tuple[Network | None, str | None]:
-    """A network in CIDR form with no host bits set, or the reason it is not one."""
-    if not isinstance(value, str) or "/" not in value:
-        return None, "must be a network in CIDR form, e.g. 10.244.0.0/16"
-    if "," in value:
-        return None, "must be one network (dual-stack is not supported)"
-    try:
-        return ipaddress.ip_network(value.strip(), strict=True), None
-    except ValueError:
-        try:
-            fixed = ipaddress.ip_network(value.strip(), strict=False)
-        except ValueError:
-            return None, "is not a valid network in CIDR form, e.g. 10.244.0.0/16"
-        return None, f"has host bits set: write {fixed}"
-
-
-def parse_address(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(str(value))
-    except ValueError:
-        return None
-
-
-def node_address(host: Host) -> str:
-    """The address the node is known by: node_ip, else ansible_host, else the inventory name."""
-    return str(host.var("node_ip") or host.var("ansible_host") or host.name)
-
 
 def _networks(settings: dict[str, Any]) -> tuple[Network | None, Network | None]:
     pod, _ = parse_network(settings.get("kube_pod_subnet"))
@@ -124,26 +66,28 @@ def check_version(settings: dict[str, Any]) -> list[Finding]:
     return []
 
 
-def check_enums(settings: dict[str, Any]) -> list[Finding]:
+def check_types(settings: dict[str, Any]) -> list[Finding]:
+    """The contract's type rules for every cluster-wide setting: enum values, booleans, integers and their range.
+
+    Strings, lists and mappings have checks of their own below (syntax, members), which say more than a type."""
     found = []
-    for name, allowed in ENUMS.items():
-        value = settings.get(name)
-        if value not in allowed:
-            lowered = {a.lower(): a for a in allowed}
-            near = difflib.get_close_matches(str(value).lower(), list(lowered), n=1, cutoff=0.6)
-            hint = f" (did you mean {lowered[near[0]]}?)" if near else ""
-            found.append(error(ALL, name, value, f"must be one of {', '.join(allowed)}{hint}"))
-    for name in BOOLEANS:
-        if as_bool(settings.get(name)) is None:
-            found.append(error(ALL, name, settings.get(name), "must be true or false"))
+    for item in contract.scoped("cluster", "node"):
+        if item.kind not in ("enum", "bool", "int") or item.name not in settings:
+            continue
+        problem = contract.type_problem(item, settings[item.name])
+        if problem:
+            found.append(error(ALL, item.name, settings[item.name], problem))
     return found
 
 
-def check_ports(settings: dict[str, Any]) -> list[Finding]:
-    value = settings.get("kube_apiserver_port")
-    port = as_int(value)
-    if port is None or not 0 < port < 65536:
-        return [error(ALL, "kube_apiserver_port", value, "must be a port number between 1 and 65535")]
+def check_node_cidr_mask_alias(settings: dict[str, Any]) -> list[Finding]:
+    """One fact, one value: flannel_subnet_len is kube_node_cidr_mask_size's alias; set both, they must agree."""
+    mask, length = settings.get("kube_node_cidr_mask_size"), settings.get("flannel_subnet_len")
+    if mask in ("", None) or length in ("", None) or as_int(mask) is None or as_int(length) is None:
+        return []
+    if as_int(mask) != as_int(length):
+        return [error(ALL, "flannel_subnet_len", length, f"differs from kube_node_cidr_mask_size ({mask}): both "
+                      "name each node's pod range size; keep one of them")]
     return []
 
 
@@ -215,22 +159,23 @@ def _ranges_for_nodes(variable: str, prefix: int, length: int, nodes: int, what:
 def check_node_cidr_mask(settings: dict[str, Any], nodes: int) -> list[Finding]:
     """kube_node_cidr_mask_size: inside the pod prefix, accepted by the controller manager, room for every node."""
     pod, _ = _networks(settings)
-    value = settings.get("kube_node_cidr_mask_size")
-    mask = as_int(value)
+    variable = "flannel_subnet_len" if settings.get("kube_node_cidr_mask_size") in ("", None) and \
+        settings.get("flannel_subnet_len") not in ("", None) else "kube_node_cidr_mask_size"
+    mask = node_cidr_mask_size(settings)
     if mask is None:
-        return [error(ALL, "kube_node_cidr_mask_size", value, "must be a prefix length (an integer such as 24)")]
+        return [error(ALL, variable, settings.get(variable), "must be a prefix length (an integer such as 24)")]
     if pod is None:
         return []
     if not pod.prefixlen <= mask <= pod.max_prefixlen:
-        return [error(ALL, "kube_node_cidr_mask_size", mask,
+        return [error(ALL, variable, mask,
                       f"must be between kube_pod_subnet's prefix /{pod.prefixlen} and {pod.max_prefixlen}")]
     if mask - pod.prefixlen > NODE_MASK_MAX_DIFF:
-        return [error(ALL, "kube_node_cidr_mask_size", mask, f"is more than {NODE_MASK_MAX_DIFF} bits longer than "
+        return [error(ALL, variable, mask, f"is more than {NODE_MASK_MAX_DIFF} bits longer than "
                       f"kube_pod_subnet's /{pod.prefixlen}, which the controller manager refuses")]
-    found = _ranges_for_nodes("kube_node_cidr_mask_size", pod.prefixlen, mask, nodes, "node pod ranges")
+    found = _ranges_for_nodes(variable, pod.prefixlen, mask, nodes, "node pod ranges")
     per_node = 2 ** (pod.max_prefixlen - mask)
     if per_node - 2 < KUBELET_MAX_PODS:
-        found.append(warning(ALL, "kube_node_cidr_mask_size", mask, f"gives each node {per_node} addresses, fewer "
+        found.append(warning(ALL, variable, mask, f"gives each node {per_node} addresses, fewer "
                              f"than the kubelet's {KUBELET_MAX_PODS} pods: use /{pod.max_prefixlen - 8} or shorter"))
     return found
 
@@ -239,32 +184,30 @@ def check_flannel(settings: dict[str, Any], nodes: int) -> list[Finding]:
     if settings.get("kube_cni") != "flannel":
         return []
     pod, _ = _networks(settings)
-    found = []
+    found = check_node_cidr_mask_alias(settings)
     value = settings.get("flannel_subnet_len")
-    length = as_int(value)
-    if length is None:
+    if value not in ("", None) and as_int(value) is None:
         return [error(ALL, "flannel_subnet_len", value, "must be a prefix length (an integer such as 24)")]
-    if pod is None:
-        return []
+    length = node_cidr_mask_size(settings)
+    if length is None or pod is None:
+        return found
+    variable = "flannel_subnet_len" if value not in ("", None) else "kube_node_cidr_mask_size"
     if pod.version != 4:
         found.append(error(ALL, "kube_pod_subnet", str(pod), "must be IPv4 with flannel"))
-    if length <= pod.prefixlen or length > pod.max_prefixlen:
-        found.append(error(ALL, "flannel_subnet_len", length, f"must be longer than kube_pod_subnet's "
+    if length == pod.prefixlen:  # shorter or longer than the range allows: check_node_cidr_mask says so
+        found.append(error(ALL, variable, length, f"must be longer than kube_pod_subnet's "
                            f"/{pod.prefixlen} and at most {pod.max_prefixlen}"))
-    elif length != as_int(settings.get("kube_node_cidr_mask_size")):
-        found.append(error(ALL, "flannel_subnet_len", length, "must equal kube_node_cidr_mask_size "
-                           f"({settings.get('kube_node_cidr_mask_size')}): flannel uses each node's podCIDR"))
     bounds: dict[str, Any] = {}
     for name in ("flannel_subnet_min", "flannel_subnet_max"):
         raw = settings.get(name)
         if raw in ("", None):
             continue
         address = parse_address(raw)
-        if address is None or address.version != pod.version or address not in pod:
+        if address is None or not address_inside(address, pod):
             found.append(error(ALL, name, raw, f"must be an address inside kube_pod_subnet {pod} or empty"))
             continue
         if 0 < length <= pod.max_prefixlen and int(address) % 2 ** (pod.max_prefixlen - length):
-            found.append(error(ALL, name, raw, f"must start a /{length} range (flannel_subnet_len)"))
+            found.append(error(ALL, name, raw, f"must start a /{length} range (each node's pod range)"))
             continue
         bounds[name] = address
     if len(bounds) == 2 and bounds["flannel_subnet_min"] > bounds["flannel_subnet_max"]:
@@ -360,7 +303,7 @@ def check_public_nic_name(settings: dict[str, Any]) -> list[Finding]:
 def check_settings(settings: dict[str, Any], nodes: int) -> list[Finding]:
     """Every cluster-wide check on the settings alone."""
     checks: list[Callable[[dict[str, Any]], list[Finding]]] = [
-        check_version, check_enums, check_ports, check_cidrs, check_service_range_size, check_endpoint,
+        check_version, check_types, check_node_cidr_mask_alias, check_cidrs, check_service_range_size, check_endpoint,
         check_dns_domain, check_urls, check_public_nic_name, check_msms_settings, check_nfs_settings,
     ]
     found = [finding for check in checks for finding in check(settings)]
@@ -433,7 +376,7 @@ def check_addresses(inventory: Inventory) -> list[Finding]:
         if ansible_host not in (None, "") and syntax.host_name(str(ansible_host)):
             found.append(error(host.name, "ansible_host", ansible_host, "must be an IP address or a DNS name"))
         variable = "node_ip" if node_ip else "ansible_host"
-        address = node_address(host)
+        address = node_address(host.variables, host.name)
         parsed = parse_address(address)
         key = str(parsed) if parsed else address.lower()
         if key in addresses:
@@ -813,7 +756,7 @@ def check_host_variables(inventory: Inventory, settings: dict[str, Any]) -> list
     found = []
     nfs_hosts = set(inventory.members(NFS_SERVER))
     allow = as_bool(settings.get("nfs_allow_world_no_root_squash")) is True
-    clients = [node_address(host) for host in inventory.cluster_hosts()]
+    clients = [node_address(host.variables, host.name) for host in inventory.cluster_hosts()]
     options = settings.get("nfs_export_options", nfs.DEFAULT_EXPORT_OPTIONS)
     for host in inventory.hosts.values():
         for labels_var, taints_var in LABEL_SCOPES:
@@ -834,7 +777,7 @@ def check_host_variables(inventory: Inventory, settings: dict[str, Any]) -> list
 def check_consistency(inventory: Inventory, settings: dict[str, Any]) -> list[Finding]:
     """Cluster-wide variables must have one value on every cluster node."""
     found = []
-    names = [n for n in cluster_defaults() if n not in PER_HOST_VARIABLES and n not in NODE_LOCAL_SETTINGS]
+    names = contract.must_agree()
     for host in inventory.cluster_hosts():
         for name in names:
             if name in host.variables and name in settings and host.variables[name] != settings[name]:
@@ -844,7 +787,7 @@ def check_consistency(inventory: Inventory, settings: dict[str, Any]) -> list[Fi
 
 
 def known_variables(extra: Iterable[str] = ()) -> frozenset[str]:
-    return contract_variables() | frozenset(extra)
+    return contract.names() | frozenset(extra)
 
 
 def check_typos(inventory: Inventory, known: frozenset[str]) -> list[Finding]:

@@ -13,8 +13,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from kubeboot import contract
+from kubeboot.contract import PREFIXES
 from kubeboot.errors import UsageError
-from kubeboot.inventory.defaults import PER_HOST_VARIABLES, PREFIXES, cluster_defaults, contract_variables
 from kubeboot.inventory.model import Host, Inventory, error
 
 # Variables resolved (templated) for the checks besides the contract's own and the prefixed ones.
@@ -96,8 +97,8 @@ def load(sources: Sequence[str]) -> Inventory:
     except AnsibleError as exc:
         raise UsageError(f"inventory {', '.join(sources)} cannot be read: {_first_line(exc)}") from exc
 
-    known = contract_variables()
-    defaults = cluster_defaults()
+    known = contract.names()
+    defaults = contract.defaults()
     result = Inventory()
     for name, members in manager.get_groups_dict().items():
         result.groups[str(name)] = [str(m) for m in members]
@@ -127,8 +128,9 @@ def cluster_settings(inventory: Inventory) -> dict[str, Any]:
     candidates = [inventory.hosts[n] for n in inventory.members("kube_control_plane") if n in inventory.hosts]
     candidates += inventory.cluster_hosts() + list(inventory.hosts.values())
     if not candidates:
-        return cluster_defaults()
-    return {k: v for k, v in candidates[0].variables.items() if k not in PER_HOST_VARIABLES}
+        return contract.defaults()
+    per_host = contract.per_host()
+    return {k: v for k, v in candidates[0].variables.items() if k not in per_host}
 
 
 def _first_line(exc: BaseException) -> str:

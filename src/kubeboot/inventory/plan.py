@@ -5,8 +5,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kubeboot.inventory.checks import as_int, node_address, parse_network
-from kubeboot.inventory.defaults import CONTROL_PLANE, MSMS, WORKERS, control_plane_endpoint, package_repo_url
+from kubeboot.contract import CONTROL_PLANE, MSMS, WORKERS, as_int
+from kubeboot.derived import (
+    control_plane_endpoint,
+    dns_address,
+    node_address,
+    node_cidr_mask_size,
+    package_repo_url,
+    parse_network,
+)
 from kubeboot.inventory.model import Inventory
 
 
@@ -93,22 +100,23 @@ def make_plan(inventory: Inventory) -> Plan:
             name=h.name,
             roles=[role for group, role in ((CONTROL_PLANE, "control-plane"), (WORKERS, "worker"), (MSMS, "msms"))
                    if h.name in inventory.members(group)],
-            address=node_address(h),
+            address=node_address(h.variables, h.name),
             ansible_host=str(h.var("ansible_host") or h.name),
         )
         for h in hosts
     ]
     first_cp = next((n.address for n in nodes if "control-plane" in n.roles), None)
-    mask = as_int(settings.get("kube_node_cidr_mask_size"))
+    mask = node_cidr_mask_size(settings)
     block = as_int(settings.get("calico_block_size"))
     cni = str(settings.get("kube_cni"))
     backend = str(settings.get("flannel_backend") if cni == "flannel" else settings.get("calico_encapsulation"))
     method = str(settings.get("kube_install_method"))
-    source = package_repo_url(settings) if method == "package" else str(settings.get("kube_download_url"))
+    source = (package_repo_url(settings.get("kube_version"), settings.get("kube_package_repo_url"))
+              if method == "package" else str(settings.get("kube_download_url")))
     return Plan(
         pod_subnet=str(pod) if pod else str(settings.get("kube_pod_subnet")),
         service_subnet=str(service) if service else str(settings.get("kube_service_subnet")),
-        cluster_dns=str(service.network_address + 10) if service and service.num_addresses > 10 else "-",
+        cluster_dns=dns_address(settings.get("kube_service_subnet")) or "-",
         dns_domain=str(settings.get("kube_dns_domain")),
         node_mask=mask,
         node_ranges_available=_count(pod.prefixlen if pod else None, mask),

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kubeboot.contract import CONTROL_PLANE
 from kubeboot.errors import UsageError
-from kubeboot.inventory.defaults import CONTROL_PLANE
 from kubeboot.inventory.validate import has_errors, validate_sources
 from kubeboot.status import remote, report
 from kubeboot.status.compare import compare

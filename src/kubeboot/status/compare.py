@@ -7,7 +7,6 @@ reports drift exactly where a run of site.yml would make a change.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,7 +15,8 @@ from typing import Any
 import yaml
 
 from kubeboot import node_labels, node_meta
-from kubeboot.inventory.defaults import CONTROL_PLANE, NFS_SERVER
+from kubeboot.contract import CONTROL_PLANE, NFS_SERVER
+from kubeboot.derived import network, node_cidr_mask_size
 from kubeboot.inventory.model import Inventory
 
 CONTROL_PLANE_ROLE = "node-role.kubernetes.io/control-plane"
@@ -147,17 +147,10 @@ class Status:
         return [n.name for n in self.nodes if n.in_cluster and not n.in_inventory]
 
 
-def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-    try:
-        return ipaddress.ip_network(text.strip(), strict=False)
-    except ValueError:
-        return None
-
-
 def _same_range(a: str | None, b: str | None) -> bool:
     if a is None or b is None:
         return a == b
-    na, nb = _network(a), _network(b)
+    na, nb = network(a), network(b)
     return na == nb if na is not None and nb is not None else a.strip() == b.strip()
 
 
@@ -233,15 +226,15 @@ def _node_drift(status: NodeStatus, inventory: Inventory) -> list[Drift]:
     if version and status.kubelet_version and status.kubelet_version.lstrip("v") != version.lstrip("v"):
         found.append(Drift(status.name, "version", "kubelet", "different", f"v{version.lstrip('v')}",
                            status.kubelet_version))
-    subnet = _network(str(settings.get("kube_pod_subnet") or ""))
-    mask = settings.get("kube_node_cidr_mask_size")
+    subnet = network(str(settings.get("kube_pod_subnet") or ""))
+    mask = node_cidr_mask_size(settings)
     for cidr in status.pod_cidrs:
-        network = _network(cidr)
-        if subnet is None or network is None or network.version != subnet.version:
+        node_range = network(cidr)
+        if subnet is None or node_range is None or node_range.version != subnet.version:
             continue
-        if not network.subnet_of(subnet):  # type: ignore[arg-type]
+        if not node_range.subnet_of(subnet):  # type: ignore[arg-type]
             found.append(Drift(status.name, "pod-cidr", "podCIDR", "different", f"inside {subnet}", cidr))
-        elif isinstance(mask, int) and network.version == 4 and network.prefixlen != mask:
+        elif isinstance(mask, int) and node_range.version == 4 and node_range.prefixlen != mask:
             found.append(Drift(status.name, "pod-cidr", "podCIDR", "different", f"a /{mask} inside {subnet}", cidr))
     return found
 
@@ -368,8 +361,8 @@ def compare(inventory: Inventory, objects: ClusterObjects, through: str) -> Stat
     calico = _calico_ranges(objects)
     if calico:
         ranges["calico IPPool" if objects.calico_pools else "calico Installation ipPools"] = calico
-    mask = settings.get("kube_node_cidr_mask_size")
-    pod_ranges = PodRanges(expected=subnet, node_mask=int(mask) if isinstance(mask, int) else 0,
+    mask = node_cidr_mask_size(settings)
+    pod_ranges = PodRanges(expected=subnet, node_mask=mask or 0,
                            cluster=_kubeadm_pod_subnet(objects.kubeadm_config), cni=ranges)
 
     drift: list[Drift] = []

@@ -1,0 +1,60 @@
+"""Action plugin: the values derived from the inventory for this host, worked out once on the controller as facts."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+try:
+    from kubeboot import derived
+except ImportError:  # running from a checkout whose package is not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+    from kubeboot import derived
+
+DOCUMENTATION = """
+    name: kubeboot_cluster_facts
+    short_description: The values kubeboot derives from the inventory, as facts of this host
+    description:
+      - Works out, on the controller and without contacting the host, what the playbooks need beyond the inventory's
+        own settings (kubeboot.derived), and sets them as the facts C(kubeboot_node) and C(kubeboot_cluster).
+      - C(kubeboot_node) has the node's C(name), C(address) (node_ip, else ansible_host, else its name), C(roles)
+        (control_plane, worker), C(public_nic) (public_nic_name when the node has it, else the NIC of its default
+        route; from its gathered facts), C(etc_hosts) (the control planes and the node itself), C(package_repo_url)
+        and C(pause_image).
+      - C(kubeboot_cluster) has C(first_control_plane), C(endpoint) (kube_control_plane_endpoint, else the first
+        control plane's address and kube_apiserver_port), C(dns_address), C(node_cidr_mask_size)
+        (kube_node_cidr_mask_size, else its alias flannel_subnet_len, else 24 or 64), C(cni_iface) and
+        C(nodes_without_public_nic).
+      - Warns (on the first cluster node) when some cluster nodes have no NIC named public_nic_name (the pod network
+        then uses each node's default route).
+"""
+
+display = Display()
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+    _VALID_ARGS = frozenset()
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        name = str(task_vars["inventory_hostname"])
+        hostvars = task_vars.get("hostvars") or {}
+        groups = task_vars.get("groups") or {}
+        values = derived.node_facts(name, hostvars, groups)
+        node = values["node"]
+        control_planes = list(groups.get("kube_control_plane", []))
+        node["etc_hosts"] = derived.cluster_hosts(dict.fromkeys([*control_planes, name]), hostvars)
+        lacking = values["cluster"]["nodes_without_public_nic"]
+        if lacking and name == next(iter(groups.get("k8s_cluster", [])), name):  # once, on the first node
+            display.warning(f"{', '.join(lacking)}: no NIC named {values['cluster']['public_nic_name']} "
+                            "(public_nic_name): the pod network uses each node's default-route NIC; run "
+                            "playbooks/nic_rename.yml -e nic_rename_confirm=true to name them")
+        result.update(changed=False, ansible_facts={"kubeboot_node": node, "kubeboot_cluster": values["cluster"]})
+        return result
