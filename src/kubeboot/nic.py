@@ -1,33 +1,31 @@
-"""Public NIC naming: which interface is the public one, and the files that make its new name stick.
+"""Public NIC naming: the renames that give the public NIC its name and the files that make the names stick.
 
-Pure functions over what `ip -d -j address show` and `ip -j route show default` print on the host; the
-`nic_rename` role gathers that output, calls these through the `kubeboot_nic_*` filters and writes the results.
-
-Selection order (documented in the role's README):
-1. ``public_nic_mac`` when it is set: the interface with that MAC;
-2. else the interface holding ``ansible_host``'s address (when ``ansible_host`` is an IP address);
-3. else the interface of the default route.
-Anything ambiguous (two interfaces with the MAC or the address, default routes through two interfaces) or a MAC the
-host does not have is refused with one line naming the host, the variable and the fix.
+The nic_rename role reads a host with one command (``READ_SCRIPT``: the interfaces, default routes, kernel, initramfs
+and network configuration files) and its action plugin ``kubeboot_nic_plan`` turns that output into the plan and the
+files to write and remove (``plan_host``). The public NIC is chosen by ``kubeboot.public_nic``, as discover chooses
+it; the role renames only a physical NIC matched by its MAC, so a public address on a bond, bridge or VLAN is
+refused with one line naming the host, the variable and the fix (unless that interface already has the name).
 """
 
 from __future__ import annotations
 
-import ipaddress
-import json
+import base64
+import binascii
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubeboot import public_nic
+from kubeboot.discover.gather import split_sections
 from kubeboot.errors import UsageError
-from kubeboot.inventory.syntax import interface_name, mac_address, normal_mac
+from kubeboot.inventory.syntax import interface_name, normal_mac
+from kubeboot.public_nic import Interface, OutputError, Route, parse_addresses, parse_default_routes
 
-# Link kinds (`ip -d` linkinfo.info_kind) that may be renamed: a physical NIC has none; veth is a sandbox node's NIC.
-RENAMABLE_KINDS = (None, "veth")
 LINK_DIR = "/etc/systemd/network"
 LINK_PREFIX = "10-kubeboot-"
 UDEV_DIR = "/etc/udev/rules.d"
-CLOUD_INIT_FILE = "/etc/cloud/cloud.cfg.d/99-kubeboot-network.cfg"
+CLOUD_INIT_DIR = "/etc/cloud/cloud.cfg.d"
+CLOUD_INIT_FILE = f"{CLOUD_INIT_DIR}/99-kubeboot-network.cfg"
 
 # Network configuration stacks whose files may name an interface, by path pattern.
 STACKS: dict[str, tuple[str, ...]] = {
@@ -50,22 +48,6 @@ class NicError(UsageError):
     """The public NIC cannot be chosen or renamed safely; nothing was changed."""
 
 
-@dataclass(frozen=True)
-class Interface:
-    name: str
-    mac: str
-    kind: str | None = None
-    addresses: tuple[str, ...] = ()  # "address/prefix", global scope only
-    link_type: str = "ether"
-
-
-@dataclass(frozen=True)
-class DefaultRoute:
-    dev: str
-    gateway: str | None = None
-    family: str = "inet"
-
-
 @dataclass
 class Plan:
     """What the role does on one host: renames in order (a spare move first), and the public NIC's final name."""
@@ -75,164 +57,80 @@ class Plan:
     public: Interface
     reason: str
     renames: list[dict[str, str]] = field(default_factory=list)  # {old, new, mac}
+    pinned: bool = True  # False when the public address is on a bond, bridge or VLAN already named target
 
     @property
     def mapping(self) -> dict[str, str]:
         return {r["old"]: r["new"] for r in self.renames}
 
+    @property
+    def pins(self) -> list[dict[str, str]]:
+        """The names to pin to their MACs: the target and every name a rename gives."""
+        first = [{"name": self.target, "mac": str(self.public.hw_mac)}] if self.pinned else []
+        return first + [{"name": r["new"], "mac": r["mac"]} for r in self.renames if r["new"] != self.target]
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "host": self.host,
             "target": self.target,
-            "public": {"name": self.public.name, "mac": self.public.mac, "addresses": list(self.public.addresses)},
+            "public": {"name": self.public.name, "mac": self.public.hw_mac,
+                       "addresses": list(self.public.global_cidrs)},
             "reason": self.reason,
             "renames": self.renames,
             "mapping": self.mapping,
-            "pins": [{"name": self.target, "mac": self.public.mac}]
-            + [{"name": r["new"], "mac": r["mac"]} for r in self.renames if r["new"] != self.target],
+            "pins": self.pins,
         }
 
 
-def parse_addresses(text: str | list[Any]) -> list[Interface]:
-    """Interfaces from `ip -d -j address show` (a JSON string or the parsed list)."""
-    data = json.loads(text) if isinstance(text, str) else text
-    interfaces = []
-    for item in data:
-        info = item.get("linkinfo") or {}
-        addresses = tuple(
-            f"{a['local']}/{a['prefixlen']}"
-            for a in item.get("addr_info", [])
-            if a.get("scope") == "global" and "local" in a
-        )
-        interfaces.append(Interface(
-            name=str(item["ifname"]), mac=normal_mac(str(item.get("address", ""))), kind=info.get("info_kind"),
-            addresses=addresses, link_type=str(item.get("link_type", "")),
-        ))
-    return interfaces
-
-
-def parse_default_routes(text: str | list[Any], family: str = "inet") -> list[DefaultRoute]:
-    """Default routes from `ip -j route show default` (a JSON string or the parsed list)."""
-    data: list[Any] = (json.loads(text) if text.strip() else []) if isinstance(text, str) else text
-    return [DefaultRoute(dev=str(r["dev"]), gateway=r.get("gateway"), family=family) for r in data if "dev" in r]
-
-
-def _describe(interfaces: list[Interface]) -> str:
-    shown = [f"{i.name}={i.mac}" for i in interfaces if i.link_type == "ether"]
-    return ", ".join(shown) or "none"
-
-
-def select_public_nic(
-    host: str,
-    interfaces: list[Interface],
-    default_routes: list[DefaultRoute],
-    *,
-    mac: str = "",
-    ansible_host: str = "",
-) -> tuple[Interface, str]:
-    """The public NIC and why it was chosen (the variable or fact that decided)."""
-    if mac:
-        problem = mac_address(mac)
-        if problem:
-            raise NicError(f"{host}: public_nic_mac = {mac!r} {problem}; set it to the MAC of the public NIC")
-        wanted = normal_mac(mac)
-        found = [i for i in interfaces if i.mac == wanted]
-        if not found:
-            raise NicError(
-                f"{host}: public_nic_mac = {mac} is not on this host (its NICs: {_describe(interfaces)}); "
-                "set public_nic_mac to one of them or remove it"
-            )
-        if len(found) > 1:
-            names = ", ".join(i.name for i in found)
-            raise NicError(
-                f"{host}: public_nic_mac = {mac} is ambiguous: {names} all carry it (bond, bridge or VLAN); "
-                "rename the physical NIC by hand or remove public_nic_mac"
-            )
-        return _renamable(host, found[0], "public_nic_mac"), "public_nic_mac"
-    try:
-        address = ipaddress.ip_address(ansible_host) if ansible_host else None
-    except ValueError:
-        address = None
-    if address is not None:
-        holders = [i for i in interfaces if any(ipaddress.ip_interface(a).ip == address for a in i.addresses)]
-        if len(holders) > 1:
-            names = ", ".join(i.name for i in holders)
-            raise NicError(
-                f"{host}: ansible_host = {ansible_host} is on {names}: cannot tell the public NIC; "
-                "set public_nic_mac to its MAC"
-            )
-        if holders:
-            return _renamable(host, holders[0], "ansible_host"), "ansible_host"
-    devices = sorted({r.dev for r in default_routes})
-    if len(devices) > 1:
-        raise NicError(
-            f"{host}: default routes go through {', '.join(devices)}: cannot tell the public NIC; "
-            "set public_nic_mac to its MAC"
-        )
-    if not devices:
-        raise NicError(
-            f"{host}: no public_nic_mac, ansible_host {ansible_host or '(unset)'} is on no interface and there is "
-            "no default route: cannot tell the public NIC; set public_nic_mac to its MAC"
-        )
-    found = [i for i in interfaces if i.name == devices[0]]
-    if not found:
-        raise NicError(f"{host}: the default route's interface {devices[0]} is not listed; set public_nic_mac")
-    return _renamable(host, found[0], "default route"), "default route"
-
-
-def _renamable(host: str, interface: Interface, variable: str) -> Interface:
-    if interface.link_type != "ether" or interface.kind not in RENAMABLE_KINDS:
-        kind = interface.kind or interface.link_type
-        raise NicError(
-            f"{host}: {variable} leads to {interface.name}, a {kind} interface, not a NIC; "
-            "set public_nic_mac to the MAC of the physical NIC"
-        )
-    return interface
-
-
-def spare_name(interfaces: list[Interface], prefix: str = "kbspare") -> str:
+def spare_name(interfaces: tuple[Interface, ...] | list[Interface], prefix: str = "kbspare") -> str:
     taken = {i.name for i in interfaces}
     return next(f"{prefix}{n}" for n in range(100) if f"{prefix}{n}" not in taken)
 
 
 def plan(
     host: str,
-    interfaces: list[Interface],
-    default_routes: list[DefaultRoute],
+    interfaces: tuple[Interface, ...] | list[Interface],
+    default_routes: tuple[Route, ...] | list[Route],
     *,
     target: str,
     mac: str = "",
     ansible_host: str = "",
+    ssh_address: str | None = None,
     spare_prefix: str = "kbspare",
 ) -> Plan:
     """Choose the public NIC and the renames that give it `target`, moving an interface that holds it aside."""
     problem = interface_name(target)
     if problem:
         raise NicError(f"{host}: public_nic_name = {target!r} {problem}; set a valid interface name such as eth0")
-    public, reason = select_public_nic(host, interfaces, default_routes, mac=mac, ansible_host=ansible_host)
-    result = Plan(host=host, target=target, public=public, reason=reason)
-    if public.name == target:
+    choice = public_nic.choose_public_nic(interfaces, default_routes, mac=mac, ansible_host=ansible_host,
+                                          ssh_address=ssh_address)
+    carrier = choice.carrier
+    if carrier is not None and carrier is not choice.interface and carrier.name == target:
+        # The bond, bridge or VLAN carrying the public address already has the name: nothing to rename or pin.
+        return Plan(host=host, target=target, public=carrier, reason=choice.by, pinned=False)
+    if not choice.ok or choice.interface is None or carrier is None:
+        raise NicError(f"{host}: {choice.reason}")
+    nic = choice.interface
+    if carrier is not nic:
+        raise NicError(
+            f"{host}: {choice.by} leads to {carrier.name}, {carrier.description} over the NIC {nic.name}, and "
+            f"nic_rename renames only a physical NIC that carries the public address itself (matched by its MAC); "
+            f"give {carrier.name} the name {target} (public_nic_name) in its network configuration by hand, "
+            f"or set nic_rename_confirm: false for {host}"
+        )
+    result = Plan(host=host, target=target, public=nic, reason=choice.by)
+    if nic.name == target:
         return result
     holder = next((i for i in interfaces if i.name == target), None)
     if holder is not None:
-        if holder.link_type != "ether" or holder.kind not in RENAMABLE_KINDS:
+        if not holder.is_physical:
             raise NicError(
                 f"{host}: public_nic_name = {target} is held by {holder.kind or holder.link_type} interface "
                 f"{target}, which cannot be moved aside; rename it by hand or choose another public_nic_name"
             )
-        result.renames.append({"old": target, "new": spare_name(interfaces, spare_prefix), "mac": holder.mac})
-    result.renames.append({"old": public.name, "new": target, "mac": public.mac})
+        result.renames.append({"old": target, "new": spare_name(interfaces, spare_prefix), "mac": str(holder.hw_mac)})
+    result.renames.append({"old": nic.name, "new": target, "mac": str(nic.hw_mac)})
     return result
-
-
-def plan_from_output(
-    host: str, addresses: str | list[Any], routes: str | list[Any], **kwargs: str
-) -> dict[str, Any]:
-    """The plan as a dict, or {"error": line} when it is refused (the role fails with that line)."""
-    try:
-        return plan(host, parse_addresses(addresses), parse_default_routes(routes), **kwargs).as_dict()
-    except NicError as error:
-        return {"error": str(error)}
 
 
 # --- Rendering ----------------------------------------------------------------------------------------------------
@@ -357,6 +255,147 @@ def stale_pins(files: dict[str, str], pins: list[dict[str, str]]) -> list[str]:
     return stale
 
 
+# --- Reading a host and planning its files ------------------------------------------------------------------------
+
+# Every path a network configuration or one of our pins may live at; `plan_host` keeps those `config_path` accepts.
+READ_GLOBS = (
+    "/etc/network/interfaces", "/etc/network/interfaces.d/*", "/etc/netplan/*.yaml", "/etc/netplan/*.yml",
+    "/etc/NetworkManager/system-connections/*", "/etc/systemd/network/*.network", "/etc/systemd/network/*.netdev",
+    f"{LINK_DIR}/{LINK_PREFIX}*.link", "/etc/sysconfig/network-scripts/ifcfg-*",
+    "/etc/sysconfig/network-scripts/route-*", "/etc/sysconfig/network-scripts/route6-*",
+    "/etc/sysconfig/network-scripts/rule-*", "/etc/sysconfig/network-scripts/rule6-*",
+    f"{UDEV_DIR}/70-persistent-net.rules", f"{UDEV_DIR}/70-kubeboot-net-*.rules", CLOUD_INIT_FILE,
+)
+FILE_SECTION = "file "
+
+# One POSIX sh program: everything the role needs from the host, in sections (as discover's gather script), the
+# files base64-encoded after a "file MODE PATH" header (regular files only, as found; symbolic links are left alone).
+READ_SCRIPT = f"""\
+LC_ALL=C; export LC_ALL
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+s() {{ printf '\\n@@kubeboot %s@@\\n' "$1"; }}
+s addr; ip -d -j address show
+s route4; ip -j -4 route show default
+s route6; ip -j -6 route show default 2>/dev/null || true
+s ssh; printf '%s\\n' "${{SSH_CONNECTION:-}}"
+s kernel; uname -r
+s initramfs
+for f in "/boot/initrd.img-$(uname -r)" "/boot/initramfs-$(uname -r).img"; do
+  if [ -f "$f" ]; then printf '%s\\n' "$f"; fi
+done
+s cloud-init; if [ -d {CLOUD_INIT_DIR} ]; then echo installed; fi
+for f in {" ".join(READ_GLOBS)}; do
+  if [ -f "$f" ] && [ ! -L "$f" ]; then s "{FILE_SECTION}$(stat -c %a "$f") $f"; base64 < "$f" || exit 1; fi
+done
+s end"""  # no newline at the end: Ansible appends " && sleep 0" to the command
+
+
+@dataclass(frozen=True)
+class HostFile:
+    mode: str  # "0644"
+    content: str
+
+
+@dataclass(frozen=True)
+class HostNetwork:
+    """What `READ_SCRIPT` read on one host."""
+
+    interfaces: tuple[Interface, ...]
+    default_routes: tuple[Route, ...]  # IPv4, then IPv6
+    ssh_address: str | None
+    kernel: str
+    initramfs: str  # the running kernel's initramfs, or ""
+    cloud_init: bool  # /etc/cloud/cloud.cfg.d exists
+    files: dict[str, HostFile]  # network configuration and pinning files, by path
+    addresses_json: str  # `ip -d -j address show` as printed, for the verification after the change
+    routes_json: str  # `ip -j -4 route show default` as printed
+
+
+def config_path(path: str) -> bool:
+    """A file the role reads: a network configuration (`stack_of`), one of our pins or our cloud-init file."""
+    return bool(stack_of(path) or PIN_FILE.match(path) or path == CLOUD_INIT_FILE)
+
+
+def parse_host(output: str) -> HostNetwork:
+    """`HostNetwork` from the output of `READ_SCRIPT`; raises `OutputError` naming what is missing."""
+    sections = split_sections(output)
+    missing = [name for name in ("addr", "route4", "kernel", "end") if name not in sections]
+    if missing:
+        raise OutputError(f"reading the network lacks {', '.join(missing)} (the command was cut short)")
+    interfaces = parse_addresses(sections["addr"])
+    if not interfaces:
+        raise OutputError("`ip -d -j address show` printed nothing: the host needs iproute2 4.13 or later (for -j)")
+    files = {}
+    for name, text in sections.items():
+        if not name.startswith(FILE_SECTION):
+            continue
+        mode, _, path = name[len(FILE_SECTION):].partition(" ")
+        if not config_path(path):
+            continue
+        try:
+            content = base64.b64decode("".join(text.split()), validate=True)
+            files[path] = HostFile(mode=f"{int(mode, 8):04o}", content=content.decode("utf-8", "surrogateescape"))
+        except (binascii.Error, ValueError) as exc:
+            raise OutputError(f"cannot read {path} from the host's output ({exc})") from exc
+    return HostNetwork(
+        interfaces=interfaces,
+        default_routes=parse_default_routes(sections["route4"], "inet")
+        + parse_default_routes(sections.get("route6", ""), "inet6"),
+        ssh_address=public_nic.parse_ssh_connection(sections.get("ssh", "")),
+        kernel=sections["kernel"].strip(),
+        initramfs=sections.get("initramfs", "").strip().split("\n")[0],
+        cloud_init=sections.get("cloud-init", "").strip() == "installed",
+        files=files,
+        addresses_json=sections["addr"],
+        routes_json=sections["route4"],
+    )
+
+
+def changed_files(the_plan: Plan, files: dict[str, HostFile], *, udev_rule: bool, cloud_init: bool
+                  ) -> tuple[list[dict[str, str]], list[str]]:
+    """The files to write ([{path, content, mode}]) and the paths to remove so that the host matches the plan.
+
+    Pinning files already right are left out; each rewritten configuration keeps its mode (an ifcfg file that moves
+    takes its old file's mode); the old path of a moved ifcfg file and earlier pins the new ones contradict go."""
+    contents = {path: f.content for path, f in files.items()}
+    rewrites = rewrite_configs(contents, the_plan.mapping)
+    writes = [{"path": p["path"], "content": p["content"], "mode": "0644"}
+              for p in pinned_files(the_plan.pins, udev_rule=udev_rule, cloud_init=cloud_init)
+              if p["path"] not in files or files[p["path"]].content != p["content"]]
+    writes += [{"path": c["dest"], "content": c["content"], "mode": files[c["path"]].mode} for c in rewrites]
+    removals = [c["path"] for c in rewrites if c["remove"]] + stale_pins(contents, the_plan.pins)
+    return writes, removals
+
+
+def summary(the_plan: Plan, apply: str) -> str:
+    """The plan in one line, as the role shows it."""
+    public = the_plan.public
+    renames = ", ".join(f"{r['old']} -> {r['new']}" for r in the_plan.renames)
+    done = f"renames {renames}, applied by {apply}" if renames else f"already named {the_plan.target}"
+    return f"{the_plan.host}: public NIC {public.name} ({public.hw_mac}, chosen by {the_plan.reason}); {done}"
+
+
+def plan_host(host: str, output: str, *, target: str, mac: str = "", ansible_host: str = "",
+              spare_prefix: str = "kbspare", udev_rule: bool = False, cloud_init_disable: bool = True,
+              apply: str = "reboot") -> dict[str, Any]:
+    """Everything the role does on a host, from `READ_SCRIPT`'s output: the plan, the files to write and remove, the
+    initramfs to rebuild and what the verification compares with. Raises `NicError` (one line) when refused."""
+    network = parse_host(output)
+    the_plan = plan(host, network.interfaces, network.default_routes, target=target, mac=mac,
+                    ansible_host=ansible_host, ssh_address=network.ssh_address, spare_prefix=spare_prefix)
+    writes, removals = changed_files(the_plan, network.files, udev_rule=udev_rule,
+                                     cloud_init=cloud_init_disable and network.cloud_init)
+    return {
+        **the_plan.as_dict(),
+        "summary": summary(the_plan, apply),
+        "writes": writes,
+        "removals": removals,
+        "kernel": network.kernel,
+        "initramfs": network.initramfs,
+        "before": {"addresses": network.addresses_json, "routes": network.routes_json},
+    }
+
+
 # --- Verification ---------------------------------------------------------------------------------------------------
 
 
@@ -370,24 +409,24 @@ def verify(
     routes_after: str | list[Any],
 ) -> list[str]:
     """What is wrong after the renames (empty when all is right): each new name carries its MAC and the addresses the
-    interface had under its old name, and every default route is still there (through the renamed interface)."""
+    interface had under its old name, and every IPv4 default route is still there (through the renamed interface)."""
     problems = []
     mapping = {r["old"]: r["new"] for r in renames}
     previous = {i.name: i for i in parse_addresses(addresses_before)}
     now = {i.name: i for i in parse_addresses(addresses_after)}
     for rename in renames:
         got = now.get(rename["new"])
-        if got is None or got.mac != normal_mac(rename["mac"]):
-            shown = f"carries {got.mac}" if got else "is missing"
+        if got is None or got.hw_mac != normal_mac(rename["mac"]):
+            shown = f"carries {got.hw_mac}" if got else "is missing"
             problems.append(f"{host}: {rename['new']} should carry {rename['mac']} but {shown}")
             continue
         old = previous.get(rename["old"])
-        missing = sorted(set(old.addresses if old else ()) - set(got.addresses))
+        missing = sorted(set(old.global_cidrs if old else ()) - set(got.global_cidrs))
         if missing:
             problems.append(f"{host}: {rename['new']} (was {rename['old']}) lost {', '.join(missing)}")
-    current = {(r.dev, r.gateway) for r in parse_default_routes(routes_after)}
+    current = {(r.interface, r.gateway) for r in parse_default_routes(routes_after)}
     for route in parse_default_routes(routes_before):
-        expected = (mapping.get(route.dev, route.dev), route.gateway)
+        expected = (mapping.get(route.interface or "", route.interface), route.gateway)
         if expected not in current:
             problems.append(f"{host}: the default route via {route.gateway} dev {expected[0]} is missing")
     return problems

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from kubeboot import public_nic as pn
 from kubeboot.discover import facts as f
 from kubeboot.discover.gather import GATHER_SCRIPT, parse_output, split_sections
 
@@ -151,7 +152,7 @@ def test_full_output_parses_into_typed_facts() -> None:
 
 
 def test_interfaces_keep_names_macs_kinds_and_stacking() -> None:
-    nics = {nic.name: nic for nic in f.parse_ip_addr(json.dumps(BARE_METAL))}
+    nics = {nic.name: nic for nic in pn.parse_addresses(json.dumps(BARE_METAL))}
     assert list(nics) == ["lo", "eno1", "eno2", "eno1.100", "br0", "wg0"]
     assert nics["lo"].mac is None and nics["lo"].is_loopback
     assert nics["eno1"].mac == "0c:c4:7a:10:20:30" and nics["eno1"].kind == "" and nics["eno1"].is_physical
@@ -166,7 +167,7 @@ def test_interfaces_keep_names_macs_kinds_and_stacking() -> None:
 
 
 def test_veth_link_names_a_peer_not_a_parent() -> None:
-    nics = {nic.name: nic for nic in f.parse_ip_addr(VETH_BRIDGE_ADDR)}
+    nics = {nic.name: nic for nic in pn.parse_addresses(VETH_BRIDGE_ADDR)}
     assert nics["eth0"].parent is None
     assert nics["enp0s8"].parent is None and nics["enp0s8"].master == "br0"
     assert nics["eth0"].addresses[1].secondary
@@ -174,22 +175,22 @@ def test_veth_link_names_a_peer_not_a_parent() -> None:
 
 
 def test_default_routes_ipv4_ipv6_multipath_and_none() -> None:
-    v4 = f.parse_default_routes('[{"dst":"default","gateway":"203.0.113.1","dev":"eth0","flags":[]}]', "inet")
-    assert v4 == (f.Route("inet", "eth0", "203.0.113.1", 0),)
-    v6 = f.parse_default_routes('[{"dst":"default","gateway":"fe80::1","dev":"eth0","metric":1024,"flags":[],'
+    v4 = pn.parse_default_routes('[{"dst":"default","gateway":"203.0.113.1","dev":"eth0","flags":[]}]', "inet")
+    assert v4 == (pn.Route("inet", "eth0", "203.0.113.1", 0),)
+    v6 = pn.parse_default_routes('[{"dst":"default","gateway":"fe80::1","dev":"eth0","metric":1024,"flags":[],'
                                 '"pref":"medium"}]', "inet6")
-    assert v6 == (f.Route("inet6", "eth0", "fe80::1", 1024),)
-    multipath = f.parse_default_routes(
+    assert v6 == (pn.Route("inet6", "eth0", "fe80::1", 1024),)
+    multipath = pn.parse_default_routes(
         '[{"dst":"default","metric":10,"flags":[],"nexthops":[{"gateway":"10.0.0.1","dev":"eno1","weight":1,'
         '"flags":[]},{"gateway":"10.1.0.1","dev":"eno2","weight":1,"flags":[]}]}]', "inet")
     assert [r.interface for r in multipath] == ["eno1", "eno2"]
-    assert f.parse_default_routes("", "inet") == ()
-    assert f.parse_default_routes("[]", "inet") == ()
+    assert pn.parse_default_routes("", "inet") == ()
+    assert pn.parse_default_routes("[]", "inet") == ()
 
 
 def test_ip_without_json_support_is_a_clear_error() -> None:
     with pytest.raises(f.FactsError, match="iproute2"):
-        f.parse_ip_addr('Option "-j" is unknown, try "ip -help".')
+        pn.parse_addresses('Option "-j" is unknown, try "ip -help".')
     with pytest.raises(f.FactsError, match=r"iproute2 4\.13"):
         parse_output(gather_output(""))
 
@@ -234,7 +235,7 @@ def test_rpm_packages_and_runtime() -> None:
     ("garbage", None),
 ])
 def test_ssh_connection_server_address(text: str, expected: str | None) -> None:
-    assert f.parse_ssh_connection(text) == expected
+    assert pn.parse_ssh_connection(text) == expected
 
 
 # ---- public NIC choice: public_nic_mac > SSH/ansible_host address > default route > ambiguous ----

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from kubeboot import nic
-from plugins.filter.kubeboot_nic import FilterModule
+from kubeboot import nic, public_nic
 
 MAC_PRIMARY = "52:54:00:00:00:01"
 MAC_EXTRA = "52:54:00:00:00:02"
@@ -33,8 +32,8 @@ DEFAULT = [{"dst": "default", "gateway": "10.0.0.1", "dev": "ens3", "protocol": 
 
 
 def plan(addresses: list[dict[str, Any]], routes: list[dict[str, Any]] | None = None, **kwargs: str) -> nic.Plan:
-    return nic.plan("node1", nic.parse_addresses(json.dumps(addresses)),
-                    nic.parse_default_routes(json.dumps(DEFAULT if routes is None else routes)),
+    return nic.plan("node1", public_nic.parse_addresses(json.dumps(addresses)),
+                    public_nic.parse_default_routes(json.dumps(DEFAULT if routes is None else routes)),
                     **{"target": "eth0", **kwargs})
 
 
@@ -137,14 +136,29 @@ def test_sandbox_veth_is_renamable() -> None:
     assert plan(host, mac=MAC_EXTRA, target="pub0").renames[0]["new"] == "pub0"
 
 
-def test_filter_returns_the_refusal_as_one_line() -> None:
-    filters = FilterModule().filters()
-    result = filters["kubeboot_nic_plan"](json.dumps(HOST), host="node1", routes=json.dumps(DEFAULT), target="eth0",
-                                          mac="52:54:00:aa:bb:cc")
-    assert set(result) == {"error"}
-    assert result["error"].startswith("node1: public_nic_mac")
-    ok = filters["kubeboot_nic_plan"](json.dumps(HOST), host="node1", routes="", target="eth0", mac=MAC_EXTRA)
+def host_output(addresses: list[dict[str, Any]], routes: list[dict[str, Any]] | None = None, *,
+                files: dict[str, tuple[str, str]] | None = None, ssh: str = "", initramfs: str = "",
+                cloud_init: bool = False) -> str:
+    """What nic.READ_SCRIPT prints on a host: sections, the files as "file MODE PATH" and base64."""
+    sections = [("addr", json.dumps(addresses)), ("route4", json.dumps(DEFAULT if routes is None else routes)),
+                ("route6", ""), ("ssh", ssh), ("kernel", "6.1.0-26-amd64"), ("initramfs", initramfs),
+                ("cloud-init", "installed" if cloud_init else "")]
+    for path, (mode, content) in (files or {}).items():
+        encoded = base64.b64encode(content.encode()).decode()
+        sections.append((f"file {mode} {path}", "\n".join(encoded[i:i + 76] for i in range(0, len(encoded), 76))))
+    sections.append(("end", ""))
+    return "".join(f"\n@@kubeboot {name}@@\n{text}\n" for name, text in sections)
+
+
+def test_plan_host_returns_the_refusal_as_one_line() -> None:
+    with pytest.raises(nic.NicError) as error:
+        nic.plan_host("node1", host_output(HOST), target="eth0", mac="52:54:00:aa:bb:cc")
+    assert str(error.value).startswith("node1: public_nic_mac")
+    assert "\n" not in str(error.value)
+    ok = nic.plan_host("node1", host_output(HOST, routes=[]), target="eth0", mac=MAC_EXTRA)
     assert ok["mapping"] == {"enp0s8": "eth0"}
+    assert ok["summary"] == (f"node1: public NIC enp0s8 ({MAC_EXTRA}, chosen by public_nic_mac); "
+                             "renames enp0s8 -> eth0, applied by reboot")
 
 
 # --- Rendering: each stack's files ----------------------------------------------------------------------------------
@@ -258,20 +272,26 @@ def test_earlier_pins_that_contradict_the_new_ones_are_stale() -> None:
         nic.link_file_path("pub0"), nic.udev_rule_path("eth0")]
 
 
-def test_filters_read_slurp_results() -> None:
-    filters = FilterModule().filters()
-    slurped = [{"source": "/etc/systemd/network/10-eth0.network", "item": "x",
-                "content": base64.b64encode(b"[Match]\nName=eth0\n").decode()}]
-    [change] = filters["kubeboot_nic_rewrites"](slurped, SWAP)
-    assert change["content"] == "[Match]\nName=kbspare0\n"
-    pinned_now = [{"item": {"path": "/a.link", "content": "same"}, "content": base64.b64encode(b"same").decode()},
-                  {"item": {"path": "/b.link", "content": "new"}, "failed": True}]
-    writes = filters["kubeboot_nic_writes"]([change], pinned_now, {change["path"]: "0600"})
-    assert writes == [{"path": "/b.link", "content": "new", "mode": "0644"},
-                      {"path": change["dest"], "content": change["content"], "mode": "0600"}]
-    assert filters["kubeboot_nic_config_paths"](["/etc/network/interfaces", "/etc/network/if-up.d/x",
-                                                 "/etc/systemd/network/10-kubeboot-eth0.link"]) == [
-        "/etc/network/interfaces", "/etc/systemd/network/10-kubeboot-eth0.link"]
+def test_files_read_from_the_host_become_writes_and_removals() -> None:
+    network = nic.parse_host(host_output(HOST, files={
+        "/etc/systemd/network/10-eth0.network": ("600", "[Match]\nName=eth0\n"),
+        "/etc/systemd/network/10-kubeboot-kbspare0.link": ("644", nic.render_link(MAC_PRIMARY, "kbspare0")),
+        "/etc/network/if-up.d/x": ("755", "eth0\n")}))
+    assert sorted(network.files) == ["/etc/systemd/network/10-eth0.network",
+                                     "/etc/systemd/network/10-kubeboot-kbspare0.link"]  # if-up.d is no configuration
+    assert network.files["/etc/systemd/network/10-eth0.network"] == nic.HostFile("0600", "[Match]\nName=eth0\n")
+    the_plan = nic.Plan(host="node1", target="eth0", public=network.interfaces[2], reason="public_nic_mac",
+                        renames=[{"old": "eth0", "new": "kbspare0", "mac": MAC_PRIMARY},
+                                 {"old": "enp0s8", "new": "eth0", "mac": MAC_EXTRA}])
+    writes, removals = nic.changed_files(the_plan, network.files, udev_rule=False, cloud_init=False)
+    # The .link file for kbspare0 is already right and left out; eth0's is written; the networkd file keeps its mode.
+    assert writes == [{"path": nic.link_file_path("eth0"), "content": nic.render_link(MAC_EXTRA, "eth0"),
+                       "mode": "0644"},
+                      {"path": "/etc/systemd/network/10-eth0.network", "content": "[Match]\nName=kbspare0\n",
+                       "mode": "0600"}]
+    assert removals == []
+    assert nic.config_path("/etc/network/interfaces") and nic.config_path(nic.link_file_path("eth0"))
+    assert not nic.config_path("/etc/network/if-up.d/x")
 
 
 # --- Verification ---------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ The script is POSIX sh, needs only iproute2 (4.13+ for ``-j``), coreutils and /p
 
 from __future__ import annotations
 
+from kubeboot import public_nic
 from kubeboot.discover import facts as f
 from kubeboot.discover.facts import FactsError, HostFacts
 
@@ -65,7 +66,7 @@ def parse_output(output: str) -> HostFacts:
     missing = [name for name in REQUIRED_SECTIONS if name not in sections]
     if missing:
         raise FactsError(f"gather output lacks {', '.join(missing)} (the script was cut short or is not POSIX sh)")
-    interfaces = f.parse_ip_addr(sections["addr"])
+    interfaces = public_nic.parse_addresses(sections["addr"])
     if not interfaces:
         raise FactsError("`ip -j -d addr` printed nothing: the host needs iproute2 4.13 or later (for -j)")
     meminfo = f.parse_meminfo(sections["meminfo"])
@@ -83,8 +84,8 @@ def parse_output(output: str) -> HostFacts:
         swap_total_kb=meminfo.get("SwapTotal", 0),
         swaps=f.parse_swaps(sections["swaps"]),
         interfaces=interfaces,
-        default_routes=f.parse_default_routes(sections["route4"], "inet")
-        + f.parse_default_routes(sections.get("route6", ""), "inet6"),
-        ssh_address=f.parse_ssh_connection(sections.get("ssh", "")),
+        default_routes=public_nic.parse_default_routes(sections["route4"], "inet")
+        + public_nic.parse_default_routes(sections.get("route6", ""), "inet6"),
+        ssh_address=public_nic.parse_ssh_connection(sections.get("ssh", "")),
         packages=f.parse_packages(sections.get("packages", "")),
     )

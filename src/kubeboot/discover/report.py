@@ -47,7 +47,7 @@ def table(result: DiscoverResult, *, writing: bool) -> str:
             report.name or "-", report.target.spec, f"{facts.os.id} {facts.os.version_id}".strip(), facts.kernel,
             str(facts.cpus), _size(facts.memory_kb),
             _size(facts.swap_total_kb) if facts.swap_total_kb else "off",
-            f"{nic.name} {nic.mac}" if nic else "?",
+            f"{nic.name} {nic.hw_mac}" if nic else "?",
             report.choice.node_ip or "-" if report.choice else "-",
             facts.container_runtime or "-", _k8s(facts), status,
         ))
@@ -119,7 +119,7 @@ def host_json(report: HostReport) -> dict[str, Any]:
         "facts": _facts_json(report.facts) if report.facts else None,
         "public_nic": None if choice is None else {
             "interface": choice.interface.name if choice.interface else None,
-            "mac": choice.interface.mac if choice.interface else None,
+            "mac": choice.interface.hw_mac if choice.interface else None,
             "node_ip": choice.node_ip,
             "reason": choice.reason,
         },

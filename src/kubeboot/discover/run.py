@@ -10,10 +10,11 @@ from pathlib import Path
 import paramiko
 
 from kubeboot.discover import hostvars
-from kubeboot.discover.facts import HostFacts, NicChoice, choose_public_nic
+from kubeboot.discover.facts import HostFacts, choose_public_nic
 from kubeboot.discover.gather import GATHER_SCRIPT, parse_output
 from kubeboot.discover.ssh import Connector, HostOutcome, SshError, SshOptions, run_on_hosts, run_script
 from kubeboot.discover.targets import NAME_RE, Target
+from kubeboot.public_nic import NicChoice
 
 EXIT_OK = 0
 EXIT_NONE = 1
@@ -56,9 +57,10 @@ class HostReport:
 
     def values(self) -> dict[str, str]:
         """The managed host_vars values for this host."""
-        if self.choice is None or self.choice.interface is None or self.choice.interface.mac is None:
+        mac = self.choice.interface.hw_mac if self.choice is not None and self.choice.interface is not None else None
+        if self.choice is None or mac is None:
             return {}
-        values = {"public_nic_mac": self.choice.interface.mac}
+        values = {"public_nic_mac": mac}
         if self.choice.node_ip:
             values["node_ip"] = self.choice.node_ip
         if self.target.is_address:
