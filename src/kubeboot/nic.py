@@ -112,8 +112,9 @@ def plan(
         raise NicError(f"{host}: {choice.reason}")
     nic = choice.interface
     if carrier is not nic:
+        found = {"SSH address": "the SSH address", "default route": "the default route"}.get(choice.by, choice.by)
         raise NicError(
-            f"{host}: {choice.by} leads to {carrier.name}, {carrier.description} over the NIC {nic.name}, and "
+            f"{host}: {found} leads to {carrier.name}, {carrier.description} over the NIC {nic.name}, and "
             f"nic_rename renames only a physical NIC that carries the public address itself (matched by its MAC); "
             f"give {carrier.name} the name {target} (public_nic_name) in its network configuration by hand, "
             f"or set nic_rename_confirm: false for {host}"

@@ -99,3 +99,13 @@ def test_unreadable_output_is_one_error_type() -> None:
         public_nic.parse_addresses('Option "-j" is unknown, try "ip -help".')
     with pytest.raises(public_nic.OutputError, match="without ifname"):
         public_nic.parse_addresses([{"mtu": 1500}])
+
+
+def test_a_default_route_through_a_bridge_is_followed_to_its_port_and_refused_for_renaming() -> None:
+    routes = [{"dst": "default", "gateway": "192.168.10.1", "dev": "br0"}]
+    choice = choose(BARE_METAL, routes)
+    assert choice.interface is not None and choice.interface.name == "eno2"
+    assert (choice.reason, choice.node_ip) == ("default route via br0", "192.168.10.7")
+    with pytest.raises(nic.NicError, match=r"^node1: the default route leads to br0, a bridge interface over the NIC "
+                                           r"eno2, and nic_rename renames only a physical NIC"):
+        rename_plan(BARE_METAL, routes)
