@@ -69,9 +69,8 @@ class ActionModule(ActionBase):
         read = self._low_level_execute_command(nic.READ_SCRIPT, sudoable=True)
         result["changed"] = False
         if read.get("rc") != 0:
-            stderr = " ".join(str(read.get("stderr", "")).split())
-            return {**result, "failed": True, "rc": read.get("rc"),
-                    "msg": f"{host}: reading the network configuration failed (rc {read.get('rc')}): {stderr}"}
+            failure = f"reading the network configuration failed (rc {read.get('rc')}): {nic.last_words(read)}"
+            return {**result, "failed": True, "rc": read.get("rc"), "msg": f"{host}: {failure}"}
         try:
             plan = nic.plan_host(host, str(read.get("stdout", "")), target=args["name"], mac=args["mac"] or "",
                                  ansible_host=args["ansible_host"] or "", spare_prefix=args["spare_prefix"],

@@ -52,8 +52,8 @@ class ActionModule(ActionBase):
         sections = split_sections(str(read.get("stdout", "")))
         result["changed"] = False
         if read.get("rc") != 0 or "end" not in sections:
-            stderr = " ".join(str(read.get("stderr", "")).split())
-            return {**result, "failed": True, "msg": f"{host}: reading the NICs failed (rc {read.get('rc')}): {stderr}"}
+            return {**result, "failed": True,
+                    "msg": f"{host}: reading the NICs failed (rc {read.get('rc')}): {nic.last_words(read)}"}
         try:
             problems = nic.verify(host, renames=plan["renames"], addresses_before=plan["before"]["addresses"],
                                   routes_before=plan["before"]["routes"], addresses_after=sections["addr"],

@@ -312,6 +312,17 @@ class HostNetwork:
     routes_json: str  # `ip -j -4 route show default` as printed
 
 
+def last_words(read: dict[str, Any]) -> str:
+    """What a failed command said: the last line of stderr, else of stdout (over a terminal, `ssh -tt`, stderr comes
+    in stdout), leaving out ssh's own "Shared connection to ... closed"."""
+    for text in (read.get("stderr"), read.get("stdout")):
+        lines = [line.strip() for line in str(text or "").splitlines()
+                 if line.strip() and not line.startswith("Shared connection to ")]
+        if lines:
+            return lines[-1]
+    return "no output"
+
+
 def config_path(path: str) -> bool:
     """A file the role reads: a network configuration (`stack_of`), one of our pins or our cloud-init file."""
     return bool(stack_of(path) or PIN_FILE.match(path) or path == CLOUD_INIT_FILE)

@@ -13,13 +13,15 @@ ARGS = {"name": "eth0", "mac": "", "ansible_host": "10.0.0.5", "spare_prefix": "
         "cloud_init_disable": True, "apply": "reboot"}
 
 
-def run(module: Any, args: dict[str, Any], stdout: str, *, check_mode: bool = False, rc: int = 0
-        ) -> tuple[dict[str, Any], MagicMock]:
+def run(module: Any, args: dict[str, Any], stdout: str, *, check_mode: bool = False, rc: int = 0,
+        stderr: str | None = None) -> tuple[dict[str, Any], MagicMock]:
     task = MagicMock(args=args, async_val=0, check_mode=check_mode, action=module.__name__.rsplit(".", 1)[-1])
     connection = MagicMock()
     connection._shell.tmpdir = "/tmp/kbnic-test"
     action = module.ActionModule(task, connection, MagicMock(), None, None, None)
-    execute = MagicMock(return_value={"rc": rc, "stdout": stdout, "stderr": "ip: not found" if rc else ""})
+    if stderr is None:
+        stderr = "ip: not found" if rc else ""
+    execute = MagicMock(return_value={"rc": rc, "stdout": stdout, "stderr": stderr})
     action._low_level_execute_command = execute
     return action.run(task_vars={"inventory_hostname": "node1"}), execute
 
@@ -65,7 +67,11 @@ def test_plan_refusal_fails_with_one_line_and_a_failed_read_says_so() -> None:
     assert result["msg"] == (f"node1: public_nic_mac = 02:00:00:00:00:99 is not on this host (its NICs: "
                              f"ens3={MAC_PRIMARY}, enp0s8={MAC_EXTRA}); set public_nic_mac to one of them or remove it")
     broken, _ = run(kubeboot_nic_plan, ARGS, "", rc=127)
-    assert broken["failed"] is True and broken["msg"].startswith("node1: reading the network configuration failed")
+    assert broken["failed"] is True
+    assert broken["msg"] == "node1: reading the network configuration failed (rc 127): ip: not found"
+    over_tty, _ = run(kubeboot_nic_plan, ARGS, "\r\n@@kubeboot addr@@\r\n[]\r\n/bin/sh: 18: Syntax error\r\n", rc=2,
+                      stderr="Shared connection to 10.0.0.5 closed.\r\n")
+    assert over_tty["msg"] == "node1: reading the network configuration failed (rc 2): /bin/sh: 18: Syntax error"
     cut, _ = run(kubeboot_nic_plan, ARGS, host_output(HOST).split("@@kubeboot kernel@@")[0])
     assert cut["failed"] is True and "lacks kernel, end" in cut["msg"]
 
@@ -83,4 +89,6 @@ def test_verify_reads_once_and_names_what_is_wrong() -> None:
     assert result["problems"] == ["node1: eth0 (was ens3) lost 10.0.0.5/24",
                                   "node1: the default route via 10.0.0.1 dev eth0 is missing"]
     assert not result.get("failed")
+    unread, _ = run(kubeboot_nic_verify, {"plan": plan}, "", rc=127)
+    assert (unread["failed"], unread["msg"]) == (True, "node1: reading the NICs failed (rc 127): ip: not found")
 
