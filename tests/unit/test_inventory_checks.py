@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from kubeboot.inventory import checks, syntax
 from kubeboot.contract import defaults as cluster_defaults
 from kubeboot.derived import control_plane_endpoint, package_repo_url
+from kubeboot.inventory import checks, syntax
 from kubeboot.inventory.model import Finding, Host, Inventory
 from kubeboot.inventory.plan import make_plan
 

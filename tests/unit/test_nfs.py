@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from kubeboot import nfs
-from kubeboot.inventory import checks
 from kubeboot.contract import defaults as cluster_defaults
+from kubeboot.inventory import checks
 from kubeboot.inventory.model import Host, Inventory
 
 REPO = Path(__file__).resolve().parents[2]
