@@ -26,7 +26,6 @@ class FilterModule:
     def filters(self) -> dict[str, Callable[..., Any]]:
         return {
             "kubeboot_flannel_manifest": _filter_errors(cni.flannel_manifest),
-            "kubeboot_flannel_net_conf": _filter_errors(cni.flannel_net_conf),
             "kubeboot_manifest_mirror": _filter_errors(cni.manifest_with_mirror),
             "kubeboot_iface_everywhere": cni.iface_everywhere,
         }

@@ -1,4 +1,4 @@
-"""Filters that turn the inventory's labels, taints and msms profile into role inputs (logic in kubeboot)."""
+"""Filters that turn the inventory's labels, taints and msms profile into role inputs (logic: kubeboot.node_labels)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from kubeboot import node_labels
 
 
 class FilterModule:
-    """kubeboot node metadata filters."""
+    """kubeboot node label and taint filters."""
 
     def filters(self) -> dict[str, Callable[..., Any]]:
         return {
