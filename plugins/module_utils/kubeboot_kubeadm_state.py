@@ -1,0 +1,1 @@
+../../src/kubeboot/kubeadm_state.py
