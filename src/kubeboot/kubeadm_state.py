@@ -34,6 +34,9 @@ KUBEADM_FILES = tuple(
                  "controller-manager.conf", "scheduler.conf")
 )
 KUBEADM_DIRS = ("/etc/kubernetes/manifests", "/etc/kubernetes/pki", "/var/lib/kubelet", "/var/lib/etcd")
+# Before an init or a join, /var/lib/kubelet is no sign of one: the kubelet's package and a kubelet started before
+# kubeadm configured it may write there. A reset still empties it.
+KUBELET_DIR = "/var/lib/kubelet"
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
 KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
 CA_CERT = "/etc/kubernetes/pki/ca.crt"
@@ -94,10 +97,11 @@ def nonempty(path: str) -> bool:
     return os.path.isdir(path) and not os.path.islink(path) and bool(os.listdir(path))
 
 
-def kubeadm_leftovers(root: str = "/") -> list[str]:
-    """kubeadm's files and non-empty directories on the node, as node paths."""
+def kubeadm_leftovers(root: str = "/", *, kubelet_dir: bool = True) -> list[str]:
+    """kubeadm's files and non-empty directories on the node, as node paths (without /var/lib/kubelet when
+    kubelet_dir is false: the signs of an init or a join)."""
     return [f for f in KUBEADM_FILES if os.path.exists(at(root, f))] + [
-        d for d in KUBEADM_DIRS if nonempty(at(root, d))
+        d for d in KUBEADM_DIRS if nonempty(at(root, d)) and (kubelet_dir or d != KUBELET_DIR)
     ]
 
 
@@ -189,7 +193,7 @@ def probe_init(
     sleep: Callable[[float], Any] = time.sleep,
 ) -> dict[str, Any]:
     marker = read_marker("init", root)
-    leftovers = kubeadm_leftovers(root)
+    leftovers = kubeadm_leftovers(root, kubelet_dir=False)
     api, api_error = False, ""
     if ADMIN_CONF in leftovers:
         api, api_error = api_answers(run, tools.kubectl, at(root, ADMIN_CONF), api_wait, marker == COMPLETE,
@@ -200,7 +204,7 @@ def probe_init(
 
 def probe_join(root: str = "/") -> dict[str, Any]:
     marker = read_marker("join", root)
-    leftovers = kubeadm_leftovers(root)
+    leftovers = kubeadm_leftovers(root, kubelet_dir=False)
     return {"state": join_state(leftovers, marker), "leftovers": leftovers, "marker": marker,
             "marker_path": MARKERS["join"]}
 

@@ -79,6 +79,14 @@ def test_kubeadm_leftovers_are_its_files_and_the_directories_that_hold_anything(
     assert ks.kubeadm_leftovers(str(tmp_path)) == [*ks.KUBEADM_FILES, *ks.KUBEADM_DIRS]
 
 
+def test_the_kubelet_directory_alone_is_no_init_or_join(tmp_path: Path) -> None:
+    # The kubelet's package, or a kubelet started before kubeadm configured it, may write there; a reset empties it.
+    tree(tmp_path, "/var/lib/kubelet/cpu_manager_state")
+    assert ks.probe_join(str(tmp_path))["state"] == "fresh"
+    assert ks.kubeadm_leftovers(str(tmp_path)) == ["/var/lib/kubelet"]
+    assert ks.kubeadm_leftovers(str(tmp_path), kubelet_dir=False) == []
+
+
 def test_empty_directories_and_what_kubeboot_writes_are_no_leftovers(tmp_path: Path) -> None:
     for d in ks.KUBEADM_DIRS:
         (tmp_path / d.lstrip("/")).mkdir(parents=True)
@@ -235,9 +243,9 @@ def test_join_kubeboot_started_is_partial_with_or_without_kubelet_conf(tmp_path:
 
 
 def test_join_leftovers_kubeboot_did_not_make_are_foreign(tmp_path: Path) -> None:
-    tree(tmp_path, "/var/lib/kubelet/config.yaml")
+    tree(tmp_path, "/var/lib/etcd/member/snap/db")
     found = ks.probe_join(str(tmp_path))
-    assert (found["state"], found["leftovers"]) == ("foreign", ["/var/lib/kubelet"])
+    assert (found["state"], found["leftovers"]) == ("foreign", ["/var/lib/etcd"])
     marker(tmp_path, "init", "started")  # the init's marker says nothing about a join
     assert ks.probe_join(str(tmp_path))["state"] == "foreign"
 
