@@ -27,5 +27,4 @@ class FilterModule:
         return {
             "kubeboot_flannel_manifest": _filter_errors(cni.flannel_manifest),
             "kubeboot_manifest_mirror": _filter_errors(cni.manifest_with_mirror),
-            "kubeboot_iface_everywhere": cni.iface_everywhere,
         }

@@ -154,13 +154,3 @@ def flannel_net_conf_of(text: str) -> dict[str, Any]:
     cm = _find(load_documents(text, "the flannel manifest"), "ConfigMap", FLANNEL_CONFIGMAP)
     conf: dict[str, Any] = json.loads((cm.get("data") or {}).get("net-conf.json", "{}"))
     return conf
-
-
-def iface_everywhere(name: str, hosts: Iterable[str], hostvars: Mapping[str, Any]) -> str:
-    """name when every host whose facts are known has an interface of that name (or no facts are known), else ""."""
-    for host in hosts:
-        facts = (hostvars.get(host) or {}).get("ansible_facts") or {}
-        known = facts.get("interfaces")
-        if known is not None and name not in known:
-            return ""
-    return name

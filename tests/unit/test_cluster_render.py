@@ -19,7 +19,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from kubeboot import cni
+from kubeboot import cni, derived
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "standin"))
@@ -189,7 +189,7 @@ def test_operator_manifest_objects_validate_and_take_the_mirror() -> None:
 
 
 def test_iface_everywhere() -> None:
-    hostvars = {"a": {"ansible_facts": {"interfaces": ["lo", "eth0"]}}, "b": {}}
-    assert cni.iface_everywhere("eth0", ["a", "b"], hostvars) == "eth0"
+    hostvars: dict[str, Any] = {"a": {"ansible_facts": {"interfaces": ["lo", "eth0"]}}, "b": {}}
+    assert derived.cni_iface("eth0", ["a", "b"], hostvars) == ("eth0", [])
     hostvars["b"] = {"ansible_facts": {"interfaces": ["lo", "ens3"]}}
-    assert cni.iface_everywhere("eth0", ["a", "b"], hostvars) == ""
+    assert derived.cni_iface("eth0", ["a", "b"], hostvars) == ("", ["b"])
