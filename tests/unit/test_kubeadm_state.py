@@ -4,7 +4,6 @@ convention, and the states kubeadm_init, kubeadm_join and node_reset act on (can
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,10 +11,9 @@ from typing import Any
 
 import pytest
 import yaml
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from kubeboot import kubeadm_state as ks
+from tests.unit import modules
 
 REPO = Path(__file__).resolve().parents[2]
 READYZ = ["get", "--raw=/readyz", "--request-timeout=5s"]
@@ -381,16 +379,7 @@ def test_module_utils_link_is_the_source() -> None:
 
 
 def load_module() -> Any:
-    spec = importlib.util.spec_from_file_location("kubeboot_kubeadm_state",
-                                                  REPO / "plugins/modules/kubeboot_kubeadm_state.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-class Exit(Exception):
-    pass
+    return modules.load_module("kubeboot_kubeadm_state")
 
 
 def run_module(monkeypatch: pytest.MonkeyPatch, root: Path, args: dict[str, Any], outputs: dict[str, Any],
@@ -402,22 +391,10 @@ def run_module(monkeypatch: pytest.MonkeyPatch, root: Path, args: dict[str, Any]
         assert kw.get("environ_update") == {"LC_ALL": "C"}
         return commands(cmd)
 
-    def exit_json(self: Any, **kw: Any) -> None:
-        raise Exit(kw)
-
-    def fail_json(self: Any, **kw: Any) -> None:
-        raise AssertionError(kw)
-
-    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
-    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, name, *a, **k: (
-        f"/usr/bin/{name}" if name in bins else None))
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
     mod = load_module()
     monkeypatch.setattr(mod, "ROOT", str(root))
-    with patch_module_args({**args, "_ansible_check_mode": check_mode}), pytest.raises(Exit) as exc:
-        mod.main()
-    return exc.value.args[0], commands.calls
+    result = modules.run_main(monkeypatch, mod, args, run_command, bins, "/usr/bin", check_mode)
+    return result, commands.calls
 
 
 @pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check"])

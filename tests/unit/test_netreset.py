@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from kubeboot import netreset
+from tests.unit import modules
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -136,16 +134,7 @@ def test_module_utils_link_is_the_source() -> None:
 # The module, with canned command outputs.
 
 def load_module() -> Any:
-    spec = importlib.util.spec_from_file_location("kubeboot_netfilter_reset",
-                                                  REPO / "plugins/modules/kubeboot_netfilter_reset.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-class Exit(Exception):
-    pass
+    return modules.load_module("kubeboot_netfilter_reset")
 
 
 def run_module(monkeypatch: pytest.MonkeyPatch, args: dict[str, Any], outputs: dict[str, str],
@@ -158,21 +147,7 @@ def run_module(monkeypatch: pytest.MonkeyPatch, args: dict[str, Any], outputs: d
         key = " ".join(c.rsplit("/", 1)[-1] for c in cmd)
         return (0, outputs[key], "") if key in outputs else (0, "", "")
 
-    def exit_json(self: Any, **kw: Any) -> None:
-        raise Exit(kw)
-
-    def fail_json(self: Any, **kw: Any) -> None:
-        raise AssertionError(kw)
-
-    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
-    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, name, *a, **k: (
-        f"/usr/sbin/{name}" if name in bins else None))
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    mod = load_module()
-    with patch_module_args({**args, "_ansible_check_mode": check_mode}), pytest.raises(Exit) as exc:
-        mod.main()
-    return exc.value.args[0], calls
+    return modules.run_main(monkeypatch, load_module(), args, run_command, bins, "/usr/sbin", check_mode), calls
 
 
 def test_module_removes_ours_with_iptables_restore_noflush(monkeypatch: pytest.MonkeyPatch) -> None:
