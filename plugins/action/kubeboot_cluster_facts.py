@@ -48,13 +48,11 @@ class ActionModule(ActionBase):
         hostvars = task_vars.get("hostvars") or {}
         groups = task_vars.get("groups") or {}
         values = derived.node_facts(name, hostvars, groups)
-        node = values["node"]
-        control_planes = list(groups.get("kube_control_plane", []))
-        node["etc_hosts"] = derived.cluster_hosts(dict.fromkeys([*control_planes, name]), hostvars)
         lacking = values["cluster"]["nodes_without_public_nic"]
         if lacking and name == next(iter(groups.get("k8s_cluster", [])), name):  # once, on the first node
             display.warning(f"{', '.join(lacking)}: no NIC named {values['cluster']['public_nic_name']} "
                             "(public_nic_name): the pod network uses each node's default-route NIC; run "
                             "playbooks/nic_rename.yml -e nic_rename_confirm=true to name them")
-        result.update(changed=False, ansible_facts={"kubeboot_node": node, "kubeboot_cluster": values["cluster"]})
+        facts = {"kubeboot_node": values["node"], "kubeboot_cluster": values["cluster"]}
+        result.update(changed=False, ansible_facts=facts)
         return result

@@ -16,7 +16,7 @@ import difflib
 import re
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -66,7 +66,6 @@ class Setting:
     # What the type error says (default: one made from the kind); an int's example in "(an integer such as N)".
     type_message: str = ""
     example: str = ""  # extra commented lines for the sample inventory (YAML, without the leading "# ")
-    aliases: tuple[str, ...] = field(default=())
 
     @property
     def has_default(self) -> bool:
@@ -210,10 +209,6 @@ SETTINGS: tuple[Setting, ...] = (
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
 
-def setting(name: str) -> Setting:
-    return BY_NAME[name]
-
-
 def defaults() -> dict[str, Any]:
     """Every variable with a default, as the vars plugin gives it to the group `all` (a fresh copy)."""
     return {s.name: copy.deepcopy(s.default) for s in SETTINGS if s.has_default}
@@ -291,21 +286,17 @@ def type_problem(item: Setting, value: Any) -> str | None:
 # ---------------------------------------------------------------- what the documentation shows
 
 
-def _yaml_scalar(value: Any) -> str:
+def _shown_default(item: Setting, *, quote_versions: bool = False) -> str:
+    """The default as YAML in flow style; "" for an empty string, and a version-like string quoted on request (so
+    that an operator who uncomments it keeps a string)."""
     import yaml  # noqa: PLC0415 - only the renderers need it
 
-    text: str = yaml.safe_dump(value, default_flow_style=True, width=1000).strip()
-    return text.removesuffix("\n...").removesuffix("...").strip()
-
-
-def _shown_default(item: Setting) -> str:
-    if item.name == "kube_version":
-        return "1.33.5"
     if item.default == "":
         return '""'
-    if item.name == "nfs_volume_mount_options":
-        return "[hard, nfsvers=4.2, noatime]"
-    return _yaml_scalar(item.default)
+    if quote_versions and isinstance(item.default, str) and re.fullmatch(r"[\d.]+", item.default):
+        return f'"{item.default}"'
+    text: str = yaml.safe_dump(item.default, default_flow_style=True, width=1000)
+    return text.removesuffix("\n").removesuffix("\n...").strip()
 
 
 def readme_cluster_table() -> str:
@@ -363,8 +354,7 @@ def sample_group_vars() -> str:
         lines = _comment(item.description)
         if item.example:
             lines += [f"# {line}" for line in item.example.splitlines()]
-        shown = '"1.33.5"' if item.name == "kube_version" else _shown_default(item)
-        lines.append(f"# {item.name}: {shown}")
+        lines.append(f"# {item.name}: {_shown_default(item, quote_versions=True)}")
         blocks.append("\n".join(lines))
         if item.name == "kube_cni":
             blocks.append(SAMPLE_CNI_PINS)
@@ -412,11 +402,12 @@ def main(argv: Iterable[str] | None = None) -> int:
     if args not in ([], ["--write"], ["--check"]):
         print("usage: python -m kubeboot.contract [--write | --check]", file=sys.stderr)
         return 2
-    stale = [path for path, text in rendered(root).items() if path.read_text(encoding="utf-8") != text]
+    made = rendered(root)
     if args == ["--write"]:
-        for path, text in rendered(root).items():
+        for path, text in made.items():
             path.write_text(text, encoding="utf-8")
         return 0
+    stale = [path for path, text in made.items() if path.read_text(encoding="utf-8") != text]
     for path in stale:
         print(f"{path.relative_to(root)} differs from the contract: run python -m kubeboot.contract --write",
               file=sys.stderr)

@@ -80,6 +80,13 @@ def dns_address(service_subnet: Any) -> str | None:
     return str(service.network_address + 10)
 
 
+def node_cidr_mask_variable(settings: Mapping[str, Any]) -> str:
+    """The variable that sets each node's pod range size: flannel_subnet_len when only that alias is set."""
+    if settings.get("kube_node_cidr_mask_size") in ("", None) and settings.get("flannel_subnet_len") not in ("", None):
+        return "flannel_subnet_len"
+    return "kube_node_cidr_mask_size"
+
+
 def node_cidr_mask_size(settings: Mapping[str, Any]) -> int | None:
     """The prefix length of each node's pod range: kube_node_cidr_mask_size, else its alias flannel_subnet_len, else
     24 (IPv4) or 64 (IPv6). None when a set value is not an integer (the validator says so)."""
@@ -174,6 +181,8 @@ def node_facts(name: str, hostvars: Mapping[str, Any], groups: Mapping[str, Iter
             "name": name,
             "address": node_address(variables, name),
             "roles": node_roles(name, groups),
+            # /etc/hosts: the control planes and the node itself (adding a worker changes no other host).
+            "etc_hosts": cluster_hosts(dict.fromkeys([*control_planes, name]), hostvars),
             "public_nic": public_nic(variables.get("ansible_facts"), str(settings["public_nic_name"])),
             "package_repo_url": package_repo_url(settings["kube_version"], settings["kube_package_repo_url"]),
             "pause_image": pause_image(settings["kube_version"], settings["kube_image_repository"]),

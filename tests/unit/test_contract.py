@@ -252,6 +252,7 @@ def test_node_facts() -> None:
     facts = derived.node_facts("w1", hostvars, groups)
     assert facts["node"] == {
         "name": "w1", "address": "198.51.100.21", "roles": ["worker"], "public_nic": "ens3",
+        "etc_hosts": [{"name": "cp1", "address": "192.0.2.10"}, {"name": "w1", "address": "198.51.100.21"}],
         "package_repo_url": "https://pkgs.k8s.io/core:/stable:/v1.33", "pause_image": "registry.k8s.io/pause:3.10",
     }
     assert facts["cluster"] == {

@@ -26,7 +26,14 @@ from kubeboot.contract import (
     as_bool,
     as_int,
 )
-from kubeboot.derived import address_inside, node_address, node_cidr_mask_size, parse_address, parse_network
+from kubeboot.derived import (
+    address_inside,
+    node_address,
+    node_cidr_mask_size,
+    node_cidr_mask_variable,
+    parse_address,
+    parse_network,
+)
 from kubeboot.inventory import syntax
 from kubeboot.inventory.model import Finding, Host, Inventory, error, warning
 
@@ -159,8 +166,7 @@ def _ranges_for_nodes(variable: str, prefix: int, length: int, nodes: int, what:
 def check_node_cidr_mask(settings: dict[str, Any], nodes: int) -> list[Finding]:
     """kube_node_cidr_mask_size: inside the pod prefix, accepted by the controller manager, room for every node."""
     pod, _ = _networks(settings)
-    variable = "flannel_subnet_len" if settings.get("kube_node_cidr_mask_size") in ("", None) and \
-        settings.get("flannel_subnet_len") not in ("", None) else "kube_node_cidr_mask_size"
+    variable = node_cidr_mask_variable(settings)
     mask = node_cidr_mask_size(settings)
     if mask is None:
         return [error(ALL, variable, settings.get(variable), "must be a prefix length (an integer such as 24)")]
@@ -191,7 +197,7 @@ def check_flannel(settings: dict[str, Any], nodes: int) -> list[Finding]:
     length = node_cidr_mask_size(settings)
     if length is None or pod is None:
         return found
-    variable = "flannel_subnet_len" if value not in ("", None) else "kube_node_cidr_mask_size"
+    variable = node_cidr_mask_variable(settings)
     if pod.version != 4:
         found.append(error(ALL, "kube_pod_subnet", str(pod), "must be IPv4 with flannel"))
     if length == pod.prefixlen:  # shorter or longer than the range allows: check_node_cidr_mask says so
