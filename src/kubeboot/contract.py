@@ -106,6 +106,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("containerd_install_method", "enum", "distro",
             "Where containerd comes from: distro (the distribution's package), docker (Docker's containerd.io) or "
             "binary.", scope="node", choices=("distro", "docker", "binary")),
+    Setting("containerd_restrict_oom_score_adj", "bool", False,
+            "Keep containers' OOM scores at or above containerd's (the CRI plugin's restrict_oom_score_adj). Only "
+            "for nodes where no process may lower an OOM score (containers without CAP_SYS_RESOURCE, such as "
+            "sandbox nodes): runc fails every container there otherwise.", scope="node"),
     Setting("kube_install_method", "enum", "package",
             "How kubeadm, kubelet and kubectl are installed: package (a package repository) or binary (release "
             "downloads).", scope="node", choices=("package", "binary")),

@@ -73,7 +73,7 @@ def _state() -> SandboxState:
 def test_runner_reboots_on_133_and_wires_each_nic() -> None:
     state = _state()
     item = state.nodes["worker1"]
-    script = node.runner_script(state, item, state.node_dir("worker1") / "rootfs")
+    script = node.runner_script(state, item, state.node_dir("worker1") / "rootfs", [])
     assert '[ "$rc" -eq 133 ] || break' in script
     for nic, mac in zip(item.nics, item.macs, strict=True):
         assert f"address {mac} netns kubeboot-unit-worker1" in script

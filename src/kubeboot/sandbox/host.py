@@ -136,14 +136,21 @@ def _iptables(*args: str, check: bool = True) -> str:
     return run(["iptables", "-w", *args], check=check)
 
 
-def ensure_guard(chain: str, subnet: str, bridge: str) -> bool:
-    """Drop anything that would leave the sandbox subnet, or enter it from elsewhere, through this host."""
+def guard_rules(chain: str, bridge: str) -> list[list[str]]:
+    """The guard chain's rules: what enters and leaves through the sandbox's own bridge stays between its nodes
+    (node to node, and pod to pod routed via another node, e.g. 10.244.x.y with flannel host-gw; br_netfilter makes
+    bridged frames traverse FORWARD); anything else that would cross the host from or to the bridge is dropped."""
+    return [["-A", chain, "-i", bridge, "-o", bridge, "-j", "RETURN"], ["-A", chain, "-j", "DROP"]]
+
+
+def ensure_guard(chain: str, bridge: str) -> bool:
+    """Drop anything that would leave the sandbox's bridge, or enter it from elsewhere, through this host."""
     created = _iptables("-n", "-L", chain, check=False) == ""
     if created:
         _iptables("-N", chain)
     _iptables("-F", chain)
-    _iptables("-A", chain, "-s", subnet, "-d", subnet, "-j", "RETURN")
-    _iptables("-A", chain, "-j", "DROP")
+    for rule in guard_rules(chain, bridge):
+        _iptables(*rule)
     for direction in ("-i", "-o"):
         rule = ["FORWARD", direction, bridge, "-j", chain]
         if _rule_missing(rule):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import shutil
+import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any
 import yaml
 
 from kubeboot.errors import UsageError
-from kubeboot.sandbox import host, naming, node, rootfs, services, standin
+from kubeboot.sandbox import cgroups, host, naming, node, rootfs, services, standin
 from kubeboot.sandbox.state import NodeState, SandboxState, locked, state_root
 
 DEFAULT_SUBNET = "10.213.0.0/24"
@@ -122,7 +123,7 @@ def up(options: UpOptions) -> UpResult:
         host.ensure_bridge(bridge, f"{gateway}/{subnet.prefixlen}")
         state.chain_created = True
         state.save()
-        host.ensure_guard(state.chain, str(subnet), bridge)
+        host.ensure_guard(state.chain, bridge)
         services.ensure_apt_proxy(state, gateway)
         if options.serve is not None:
             services.ensure_http_server(state, gateway, options.serve.resolve())
@@ -195,6 +196,7 @@ def inventory_data(state: SandboxState) -> dict[str, Any]:
         "ansible_ssh_common_args": f"-o UserKnownHostsFile={state.known_hosts} -o StrictHostKeyChecking=yes",
         "ansible_python_interpreter": "/usr/bin/python3",
         "kubeboot_sandbox": state.name,
+        "containerd_restrict_oom_score_adj": True,
     }
     if state.serve_port:
         gateway = naming.bridge_address(ipaddress.IPv4Network(state.subnet))
@@ -206,10 +208,26 @@ def inventory_data(state: SandboxState) -> dict[str, Any]:
     return {"all": body}
 
 
+# Comments written above a variable of the inventory: why the sandbox sets it.
+INVENTORY_COMMENTS = {
+    "containerd_restrict_oom_score_adj": (
+        "Sandbox nodes are containers without CAP_SYS_RESOURCE: no process in them may lower an OOM score, and "
+        "runc fails every pod container (\"can't get final child's PID from pipe\") unless containerd keeps "
+        "container scores at or above its own."
+    ),
+}
+
+
 def write_inventory(state: SandboxState, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     header = f"# Written by `kubeboot sandbox up --name {state.name}`; removed by `kubeboot sandbox down`.\n"
-    path.write_text(header + yaml.safe_dump(inventory_data(state), sort_keys=False, default_flow_style=False))
+    lines = []
+    for line in yaml.safe_dump(inventory_data(state), sort_keys=False, default_flow_style=False).splitlines():
+        key = line.strip().split(":", 1)[0]
+        if key in INVENTORY_COMMENTS and line.startswith("    ") and not line.startswith("     "):
+            lines += [f"    # {part}" for part in textwrap.wrap(INVENTORY_COMMENTS[key], 110)]
+        lines.append(line)
+    path.write_text(header + "\n".join(lines) + "\n")
     return path
 
 
@@ -253,6 +271,9 @@ def _remove_node(state: SandboxState, item: NodeState) -> str:
     if nspawn_pid.exists():
         with contextlib.suppress(ValueError):
             host.stop_process(int(nspawn_pid.read_text().strip()), f"--directory={base / 'rootfs'}", timeout=5)
+    # The node's processes are gone (or go now): its cgroups, by their recorded paths, sub-cgroups first.
+    for directory in item.cgroups:
+        cgroups.remove_tree(Path(directory))
     host.run(["ip", "netns", "delete", naming.netns_name(state.name, item.name)], check=False)
     for nic in range(len(item.nics)):
         host.delete_link(naming.host_ifname(state.name, item.index, nic))

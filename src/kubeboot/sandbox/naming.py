@@ -93,6 +93,11 @@ def netns_name(sandbox: str, node: str) -> str:
     return f"kubeboot-{sandbox}-{node}"
 
 
+def cgroup_name(sandbox: str, node: str) -> str:
+    """A node's cgroup, one in each hierarchy below the cgroup kubeboot runs in: unique per sandbox and node."""
+    return f"kubeboot-sandbox-{sandbox}-{node}"
+
+
 def chain_name(sandbox: str) -> str:
     return f"KUBEBOOT-{sandbox.upper()}"
 

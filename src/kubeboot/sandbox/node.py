@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from kubeboot.errors import KubebootError
-from kubeboot.sandbox import naming, services
+from kubeboot.sandbox import cgroups, naming, services
 from kubeboot.sandbox.host import is_mounted, run, spawn
 from kubeboot.sandbox.state import NodeState, SandboxState
 
@@ -127,8 +127,9 @@ def _install_quirks(root: Path) -> None:
             link.symlink_to(f"/etc/systemd/system/{unit.name}")
 
 
-def runner_script(state: SandboxState, node: NodeState, root: Path) -> str:
-    """A shell loop that wires the node's NICs, boots it, and boots it again when it reboots."""
+def runner_script(state: SandboxState, node: NodeState, root: Path, cgroup_dirs: list[str]) -> str:
+    """A shell loop that wires the node's NICs, moves itself into the node's own cgroups, boots the node (nspawn
+    gives it a cgroup namespace rooted there), and boots it again when it reboots."""
     netns = naming.netns_name(state.name, node.name)
     lines_up: list[str] = []
     lines_down: list[str] = []
@@ -169,8 +170,12 @@ def runner_script(state: SandboxState, node: NodeState, root: Path) -> str:
         *lines_down,
         "  return 0",
         "}",
+        *cgroups.runner_lines(cgroup_dirs),
         'while [ "$stop" -eq 0 ]; do',
         "  links_up",
+        "  if ! cgroups_join; then",
+        f'    echo "{marker}: cannot move into the node\'s cgroups" >&2; links_down; exit 1',
+        "  fi",
         f"  {shlex.join(nspawn)} &",
         "  child=$!",
         '  echo "$child" > nspawn.pid',
@@ -187,7 +192,12 @@ def runner_script(state: SandboxState, node: NodeState, root: Path) -> str:
 def start(state: SandboxState, node: NodeState, root: Path) -> None:
     base = state.node_dir(node.name)
     script = base / "runner.sh"
-    script.write_text(runner_script(state, node, root))
+    # Recorded before they are made (so `down` removes them even after an interrupted `up`), kept from an earlier
+    # start that ran from another cgroup.
+    dirs = cgroups.node_cgroup_dirs(naming.cgroup_name(state.name, node.name))
+    node.cgroups += [d for d in dirs if d not in node.cgroups]
+    state.save()
+    script.write_text(runner_script(state, node, root, dirs))
     script.chmod(0o755)
     marker = runner_marker(state, node)
     # The marker is the script's own path argument, so /proc/PID/cmdline identifies the runner.

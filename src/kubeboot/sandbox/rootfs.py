@@ -17,9 +17,11 @@ from kubeboot.sandbox.state import cache_root
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 # What a freshly installed minimal server has, and nothing Kubernetes-specific: the roles install the rest.
+# python3-grpcio: the test stand-in kubelet speaks CRI (gRPC) to containerd with it. The list is part of the cache
+# key: changing it builds a new root filesystem.
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "iproute2", "sudo", "kmod",
-    "procps", "iputils-ping", "ca-certificates", "less",
+    "procps", "iputils-ping", "ca-certificates", "less", "python3-grpcio",
 )
 PREPARE_VERSION = "1"  # bump when prepare() changes what it writes
 
@@ -106,10 +108,23 @@ def ensure_rootfs(mirror: str = DEFAULT_MIRROR, log: Path | None = None) -> tupl
 
 
 def _drop_stale(current: Path) -> None:
-    """Remove older cached root filesystems (a different key) so the cache does not grow without bound."""
+    """Remove older cached root filesystems (a different key) so the cache does not grow without bound; one that a
+    running node still mounts (as its overlay's lower layer) stays until a later build."""
     for other in current.parent.glob(f"{SUITE}-*"):
-        if other != current and other.is_dir() and not other.name.endswith(".partial"):
+        if other != current and other.is_dir() and not other.name.endswith(".partial") and not _in_use(other):
             shutil.rmtree(other, ignore_errors=True)
+
+
+def _in_use(root: Path) -> bool:
+    """True when an overlay mount on this host has `root` as a lower layer."""
+    lower = f"lowerdir={root}"
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 3 and fields[2] == "overlay" and any(
+            option == lower or option.startswith(lower + ":") for option in fields[3].split(",")
+        ):
+            return True
+    return False
 
 
 def prepare(root: Path) -> None:

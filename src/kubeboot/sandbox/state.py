@@ -36,6 +36,7 @@ class NodeState:
     groups: list[str] = field(default_factory=list)
     mounted: bool = False
     runner_pid: int = 0
+    cgroups: list[str] = field(default_factory=list)  # host directories of the node's cgroup, one per hierarchy
 
 
 @dataclass
