@@ -18,7 +18,8 @@ From Python (the sandbox integration): `ensure_built(cache_dir) -> Path` returns
 `describe(web_root) -> dict` tells where the pieces are (see README.md beside this file).
 
 Host needs (Debian packages): dpkg-dev (dpkg-scanpackages), gpg, python3, apt (apt-get download of
-containernetworking-plugins for kubernetes-cni) and the real kubectl 1.33 (google-cloud-cli's kubectl).
+containernetworking-plugins for kubernetes-cni), gcc and libc6-dev (the static pause binary of the pause image the
+kubelet zipapp carries, pause/) and the real kubectl 1.33 (google-cloud-cli's kubectl).
 """
 
 from __future__ import annotations
@@ -45,9 +46,11 @@ HERE = Path(__file__).resolve().parent
 PKG_SRC = HERE / "kubeboot_standin"
 PACKAGING = HERE / "packaging"
 MANIFESTS = HERE / "manifests"
+PAUSE = HERE / "pause"
 sys.path.insert(0, str(HERE))
 
 from kubeboot_standin.paths import DEB_VERSION, VERSION  # noqa: E402
+from pause import archive as pause_archive  # noqa: E402
 
 MINOR = ".".join(VERSION.lstrip("v").split(".")[:2])
 REPO_PATH = f"core:/stable:/v{MINOR}/deb"
@@ -59,7 +62,11 @@ _CNI_V = "v" + CNI_VERSION.split("-", maxsplit=1)[0]
 CRICTL_TARBALL = f"release/cri-tools/{_CRICTL_V}/crictl-{_CRICTL_V}-linux-amd64.tar.gz"
 CNI_TARBALL = f"release/cni-plugins/{_CNI_V}/cni-plugins-linux-amd64-{_CNI_V}.tgz"
 PY_DEPS = "python3 (>= 3.11), python3-cryptography, python3-yaml"
-HOST_TOOLS = {"dpkg-deb": "dpkg", "dpkg-scanpackages": "dpkg-dev", "gpg": "gpg", "apt-get": "apt"}
+# The kubelet and crictl speak CRI gRPC to containerd (cri.py).
+GRPC_DEPS = f"{PY_DEPS}, python3-grpcio"
+# Package data of the kubelet zipapp (read with pkgutil.get_data, which works from a zipapp).
+PAUSE_DATA = "kubeboot_standin/pause.tar"
+HOST_TOOLS = {"dpkg-deb": "dpkg", "dpkg-scanpackages": "dpkg-dev", "gpg": "gpg", "apt-get": "apt", "gcc": "gcc"}
 
 
 def fail(msg: str) -> NoReturn:
@@ -78,7 +85,9 @@ def check_host() -> Path:
 
 def source_hash(kubectl: Path) -> str:
     h = hashlib.sha256()
-    for f in sorted([*PKG_SRC.rglob("*.py"), *PACKAGING.iterdir(), *MANIFESTS.glob("*.yaml"), Path(__file__)]):
+    inputs = [*PKG_SRC.rglob("*.py"), *PACKAGING.iterdir(), *MANIFESTS.glob("*.yaml"), *PAUSE.glob("*.[cp]*"),
+              Path(__file__)]
+    for f in sorted(f for f in inputs if f.is_file()):
         h.update(str(f.relative_to(HERE)).encode())
         h.update(f.read_bytes())
     st = kubectl.stat()
@@ -86,10 +95,13 @@ def source_hash(kubectl: Path) -> str:
     return h.hexdigest()
 
 
-def make_zipapp(target: Path, module: str, func: str) -> None:
+def make_zipapp(target: Path, module: str, func: str, data: dict[str, Path] | None = None) -> None:
+    """A zipapp of the stand-in package running module.func; data: extra files by their path in the archive."""
     with tempfile.TemporaryDirectory() as d:
         stage = Path(d)
         shutil.copytree(PKG_SRC, stage / "kubeboot_standin", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        for name, src in (data or {}).items():
+            shutil.copy(src, stage / name)
         (stage / "__main__.py").write_text(f"import sys\nfrom {module} import {func}\nsys.exit({func}())\n")
         zipapp.create_archive(stage, target, interpreter="/usr/bin/python3")
     target.chmod(0o755)
@@ -225,13 +237,22 @@ def write_release(repo: Path) -> None:
     (repo / "Release").write_text("\n".join(lines) + "\n")
 
 
+def pause_image(target: Path) -> Path:
+    """The pause image (docker-archive tar) from pause/pause.c, compiled with the host's gcc."""
+    try:
+        return pause_archive.build(target)
+    except pause_archive.BuildError as exc:
+        fail(str(exc))
+
+
 def build(out: Path, cache: Path, kubectl: Path) -> None:
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
         bins = work / "bin"
         bins.mkdir()
+        pause_tar = pause_image(work / "pause.tar")
         make_zipapp(bins / "kubeadm", "kubeboot_standin.kubeadm.cli", "main")
-        make_zipapp(bins / "kubelet", "kubeboot_standin.kubelet", "main")
+        make_zipapp(bins / "kubelet", "kubeboot_standin.kubelet", "main", {PAUSE_DATA: pause_tar})
         make_zipapp(bins / "crictl", "kubeboot_standin.crictl", "main")
         shutil.copy(kubectl, bins / "kubectl")
         new = out.with_name(out.name + ".new")
@@ -277,7 +298,7 @@ def build(out: Path, cache: Path, kubectl: Path) -> None:
             debs,
             "kubelet",
             DEB_VERSION,
-            f"iptables (>= 1.4.21), kubernetes-cni (>= 1.2.0), iproute2, mount, util-linux, {PY_DEPS}",
+            f"iptables (>= 1.4.21), kubernetes-cni (>= 1.2.0), iproute2, mount, util-linux, {GRPC_DEPS}",
             "Node agent for Kubernetes clusters (offline test stand-in)",
             {"postinst": PACKAGING / "kubelet.postinst", "postrm": PACKAGING / "kubelet.postrm"},
         )
@@ -294,7 +315,7 @@ def build(out: Path, cache: Path, kubectl: Path) -> None:
             debs,
             "cri-tools",
             CRI_TOOLS_VERSION,
-            PY_DEPS,
+            GRPC_DEPS,
             "Command-line utility for interacting with a container runtime (offline test stand-in)",
         )
         cni_stage = work / "stage-cni"

@@ -2,8 +2,9 @@
 
 Real crictl speaks CRI gRPC. The roles ask whether the runtime answers (`info`, `version`), list or remove pods, and
 pull images ahead (`pull`, `inspecti`, `images`, `rmi`): those work on the node's image store (images.py), with
-crictl's output and exit codes. Errors go to stderr as logrus writes them without a terminal
-(`time="..." level=fatal msg="..."`) and exit 1.
+crictl's output and exit codes. Pods and containers (`pods`, `ps`, `inspectp`, `stopp`, `rmp`, `stop`, `rm`) are
+the runtime's own, over CRI (cri.py); under a test root, or without python3-grpcio, there are none. Errors go
+to stderr as logrus writes them without a terminal (`time="..." level=fatal msg="..."`) and exit 1.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ import argparse
 import datetime
 import json
 import os
+import re
 import sys
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
 
-from . import images, paths
+from . import cri, images, paths
 from .kubeadm.preflight import cri_answers
 
 DEFAULT = "unix:///run/containerd/containerd.sock"
@@ -25,6 +29,10 @@ DEFAULT = "unix:///run/containerd/containerd.sock"
 GLOBAL_VALUE = {"--runtime-endpoint": "r", "-r": "r", "--image-endpoint": "i", "-i": "i", "--timeout": "t",
                 "-t": "t", "--config": "c", "-c": "c"}
 IMAGE_COMMANDS = {"images", "image", "img", "pull", "inspecti", "rmi", "imagefsinfo"}
+TRUNCATED_ID = 13  # crictl's truncatedIDLen
+POD_STATES = {"SANDBOX_READY": "Ready", "SANDBOX_NOTREADY": "NotReady"}
+CONTAINER_STATES = {"CONTAINER_CREATED": "Created", "CONTAINER_RUNNING": "Running", "CONTAINER_EXITED": "Exited",
+                    "CONTAINER_UNKNOWN": "Unknown"}
 
 
 class Fatal(Exception):
@@ -229,6 +237,282 @@ def cmd_rmi(args: list[str]) -> None:
         raise Fatal("unable to remove the image(s)")
 
 
+class NoRuntime:
+    """The runtime under a test root or without python3-grpcio: no pods, no containers."""
+
+    def list_pod_sandboxes(self) -> list[dict[str, Any]]:
+        return []
+
+    def list_containers(self, sandbox_id: str = "") -> list[dict[str, Any]]:
+        return []
+
+    def _missing(self, kind: str, ident: str) -> cri.CriError:
+        return cri.CriError("NotFound", f"an error occurred when try to find {kind} {json.dumps(ident)}: not found")
+
+    def pod_sandbox_status(self, sandbox_id: str, verbose: bool = False) -> dict[str, Any]:
+        raise self._missing("sandbox", sandbox_id)
+
+    def container_status(self, container_id: str) -> dict[str, Any]:
+        raise self._missing("container", container_id)
+
+    def stop_pod_sandbox(self, sandbox_id: str) -> None:
+        raise self._missing("sandbox", sandbox_id)
+
+    remove_pod_sandbox = stop_pod_sandbox
+
+    def stop_container(self, container_id: str, timeout: int = 0) -> None:
+        raise self._missing("container", container_id)
+
+    def remove_container(self, container_id: str) -> None:
+        raise self._missing("container", container_id)
+
+    def close(self) -> None:
+        pass
+
+
+def open_runtime(endpoint: str, timeout: float) -> Any:
+    """The CRI runtime at endpoint (cri.Runtime), or NoRuntime under a test root or without python3-grpcio."""
+    if str(paths.root()) != "/" or not cri.available():
+        return NoRuntime()
+    return cri.Runtime(endpoint, timeout=timeout)
+
+
+def human_duration(seconds: float) -> str:
+    """docker/go-units HumanDuration, as crictl's CREATED column shows it (with " ago")."""
+    s = int(seconds)
+    minutes, hours = int(seconds / 60), round(seconds / 3600)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+def created(nanos: int, now: float | None = None) -> str:
+    return human_duration((time.time() if now is None else now) - nanos / 1e9) + " ago"
+
+
+def trunc(ident: str, prefix: str = "") -> str:
+    return ident.removeprefix(prefix)[:TRUNCATED_ID]
+
+
+def camel(value: Any) -> Any:
+    """Our snake_case dicts with protojson's lowerCamelCase keys (int64 as strings), as crictl -o json prints."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            head, *rest = key.split("_")
+            name = head + "".join(r.title() for r in rest) if "_" in key else key
+            out[name] = str(item) if key.endswith("_at") else camel(item)
+        return out
+    if isinstance(value, list):
+        return [camel(v) for v in value]
+    return value
+
+
+def dump(doc: Any, output: str) -> None:
+    if output == "yaml":
+        print(yaml.safe_dump(doc, sort_keys=False), end="")
+    else:
+        print(json.dumps(doc, indent=2))
+
+
+def list_parser(prog: str) -> argparse.ArgumentParser:
+    """The options `pods` and `ps` share."""
+    p = argparse.ArgumentParser(prog=prog, allow_abbrev=False)
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-o", "--output", default="table", choices=["json", "yaml", "table"])
+    p.add_argument("--name", default="")
+    p.add_argument("-s", "--state", default="")
+    p.add_argument("--id", default="")
+    p.add_argument("--label", action="append", default=[])
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-l", "--latest", action="store_true")
+    p.add_argument("--last", type=int, default=0)
+    return p
+
+
+def selected(items: list[dict[str, Any]], a: argparse.Namespace, states: dict[str, str], state: str,
+             also: Any = lambda item: True) -> list[dict[str, Any]]:
+    """Items matching the shared filters (state, ID prefix, name regex, labels), newest first, --latest/--last."""
+    labels = dict(item.split("=", 1) for item in a.label if "=" in item)
+    found = [
+        item for item in items
+        if (not state or states[item["state"]].lower() == state) and item["id"].startswith(a.id)
+        and re.search(a.name, item["metadata"]["name"]) and also(item)
+        and all(item["labels"].get(k) == v for k, v in labels.items())
+    ]
+    found.sort(key=lambda item: item["created_at"], reverse=True)
+    return found[: 1 if a.latest else a.last] if a.latest or a.last else found
+
+
+def listed(found: list[dict[str, Any]], a: argparse.Namespace, key: str, head: list[str], row: Any) -> None:
+    """-o json/yaml ({key: [...]}), -q (full IDs) or the table."""
+    if a.output in ("json", "yaml"):
+        dump({key: [camel(item) for item in found]}, a.output)
+    elif a.quiet:
+        print("".join(f"{item['id']}\n" for item in found), end="")
+    else:
+        print(table([head, *(row(item) for item in found)]), end="")
+
+
+def cmd_pods(args: list[str], rt: Any, now: float | None = None) -> None:
+    p = list_parser("crictl pods")
+    p.add_argument("--namespace", default="")
+    a = p.parse_args(args)
+    state = a.state.lower()
+    if state and state not in ("ready", "notready"):
+        raise Fatal("state should be ready or not ready")
+    pods = selected(rt.list_pod_sandboxes(), a, POD_STATES, state,
+                    lambda pod: re.search(a.namespace, pod["metadata"]["namespace"]))
+
+    def row(pod: dict[str, Any]) -> list[str]:
+        meta = pod["metadata"]
+        return [pod["id"] if a.no_trunc else trunc(pod["id"]), created(pod["created_at"], now),
+                POD_STATES[pod["state"]], meta["name"], meta["namespace"], str(meta["attempt"]),
+                pod.get("runtime_handler") or "(default)"]
+
+    listed(pods, a, "items", ["POD ID", "CREATED", "STATE", "NAME", "NAMESPACE", "ATTEMPT", "RUNTIME"], row)
+
+
+def cmd_ps(args: list[str], rt: Any, now: float | None = None) -> None:
+    p = list_parser("crictl ps")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-p", "--pod", default="")
+    p.add_argument("--image", default="")
+    a = p.parse_args(args)
+    state = a.state.lower() or ("" if a.all or a.latest or a.last else "running")
+    found = selected(rt.list_containers(), a, CONTAINER_STATES, state,
+                     lambda c: c["pod_sandbox_id"].startswith(a.pod))
+
+    def row(c: dict[str, Any]) -> list[str]:
+        image = c["image"]
+        if not a.no_trunc and image.startswith("sha256:"):
+            image = trunc(image, "sha256:")
+        return [c["id"] if a.no_trunc else trunc(c["id"]), image, created(c["created_at"], now),
+                CONTAINER_STATES[c["state"]], c["metadata"]["name"], str(c["metadata"]["attempt"]),
+                c["pod_sandbox_id"] if a.no_trunc else trunc(c["pod_sandbox_id"]),
+                c["labels"].get("io.kubernetes.pod.name", "unknown")]
+
+    listed([{**c, "image": {"image": c["image"]}} if a.output in ("json", "yaml") else c for c in found], a,
+           "containers", ["CONTAINER", "IMAGE", "CREATED", "STATE", "NAME", "ATTEMPT", "POD ID", "POD"], row)
+
+
+def each_id(ids: list[str], doing: str, call: Any) -> Iterator[tuple[str, Any]]:
+    """call(ID) for each ID, with its answer; the first failure is fatal ("<doing> "<ID>": rpc error: ...")."""
+    if not ids:
+        raise Fatal("ID cannot be empty")
+    for ident in ids:
+        try:
+            answer = call(ident)
+        except cri.CriError as exc:
+            raise Fatal(f"{doing} {json.dumps(ident)}: {exc}") from None
+        yield ident, answer
+
+
+def cmd_inspectp(args: list[str], rt: Any) -> None:
+    p = argparse.ArgumentParser(prog="crictl inspectp", allow_abbrev=False)
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-o", "--output", default="json", choices=["json", "yaml", "table"])
+    p.add_argument("id", nargs="*")
+    a = p.parse_args(args)
+    for _, status in each_id(a.id, "getting the pod sandbox status for",
+                             lambda i: rt.pod_sandbox_status(i, verbose=not a.quiet)):
+        net = status["network"]
+        net_json = {"additionalIps": [{"ip": ip} for ip in net["additional_ips"]], "ip": net["ip"]}
+        fields = ("id", "metadata", "state", "created_at", "labels", "annotations", "runtime_handler")
+        doc = {"status": {**camel({k: status[k] for k in fields[:4]}), "network": net_json,
+                          **camel({k: status[k] for k in fields[4:]})}, **status["info"]}
+        if a.output == "table":
+            print(f"ID: {status['id']}\nName: {status['metadata']['name']}\nUID: {status['metadata']['uid']}\n"
+                  f"Namespace: {status['metadata']['namespace']}\nAttempt: {status['metadata']['attempt']}\n"
+                  f"Status: {status['state']}\nIP Addresses: {net['ip']}")
+            continue
+        dump(doc, a.output)
+
+
+def cmd_stopp(args: list[str], rt: Any) -> None:
+    for ident, _ in each_id([a for a in args if not a.startswith("-")], "stopping the pod sandbox",
+                            rt.stop_pod_sandbox):
+        print(f"Stopped sandbox {ident}")
+
+
+def remove_command(prog: str, args: list[str], rt: Any, pods: bool) -> None:
+    """crictl rmp / rm: each ID (or every one with --all) removed, stopped first with --force (a running one is
+    refused without it); every failure is reported at the end."""
+    p = argparse.ArgumentParser(prog=prog, allow_abbrev=False)
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("id", nargs="*")
+    a = p.parse_args(args)
+    if pods:
+        what, items, done = "pod sandbox", rt.list_pod_sandboxes, "Removed sandbox {}"
+        stop, remove = rt.stop_pod_sandbox, rt.remove_pod_sandbox
+        running = lambda i: rt.pod_sandbox_status(i)["state"] == "SANDBOX_READY"  # noqa: E731
+    else:
+        what, items, done = "container", rt.list_containers, "{}"
+        stop, remove = lambda i: rt.stop_container(i, 0), rt.remove_container
+        running = lambda i: rt.container_status(i)["state"] == "CONTAINER_RUNNING"  # noqa: E731
+    ids = [item["id"] for item in items()] if a.all else list(a.id)
+    if not ids:
+        if a.all:
+            log("info", f"No {'pods' if pods else 'containers'} to remove")
+            return
+        raise Fatal("ID cannot be empty")
+    errors = []
+    for ident in ids:
+        try:
+            if running(ident):
+                if not a.force:
+                    raise Fatal(f"{what} {json.dumps(ident)} is running, please stop it first")
+                stop(ident)
+            remove(ident)
+        except cri.CriError as exc:
+            errors.append(f"removing the {what} {json.dumps(ident)}: {exc}")
+            continue
+        print(done.format(ident))
+    if errors:
+        raise Fatal("; ".join(errors))
+
+
+def cmd_rmp(args: list[str], rt: Any) -> None:
+    remove_command("crictl rmp", args, rt, pods=True)
+
+
+def cmd_rm(args: list[str], rt: Any) -> None:
+    remove_command("crictl rm", args, rt, pods=False)
+
+
+def cmd_stop(args: list[str], rt: Any) -> None:
+    p = argparse.ArgumentParser(prog="crictl stop", allow_abbrev=False)
+    p.add_argument("-t", "--timeout", type=int, default=0)
+    p.add_argument("id", nargs="*")
+    a = p.parse_args(args)
+    for ident, _ in each_id(a.id, "stopping the container", lambda i: rt.stop_container(i, a.timeout)):
+        print(ident)
+
+
+RUNTIME_COMMANDS = {"pods": cmd_pods, "ps": cmd_ps, "inspectp": cmd_inspectp, "stopp": cmd_stopp, "rmp": cmd_rmp,
+                    "stop": cmd_stop, "rm": cmd_rm}
+
+
 def main() -> int:
     opts, rest = split_globals(sys.argv[1:])
     if "version" in opts:
@@ -242,30 +526,34 @@ def main() -> int:
             if cri_answers(ep) is not None:
                 raise Fatal(f'validate service connection: validate CRI v1 {api} API for endpoint "{ep}": '
                             "rpc error: code = Unavailable desc = connection error")
-        run(cmd, args)
-    except Fatal as exc:
+        run(cmd, args, runtime, timeout_seconds(opts.get("t", "")))
+    except (Fatal, cri.CriError) as exc:
         log("fatal", str(exc))
         return 1
     return 0
 
 
-def run(cmd: str, args: list[str]) -> None:
-    if cmd == "version":
+def timeout_seconds(value: str) -> float:
+    """--timeout as crictl takes it (a Go duration like 2s or 500ms, or seconds); generous when unset."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)?", value.strip())
+    if not m:
+        return 60.0
+    return float(m[1]) * {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}[m[2]]
+
+
+def run(cmd: str, args: list[str], endpoint: str = DEFAULT, timeout: float = 60.0) -> None:
+    if cmd in RUNTIME_COMMANDS:
+        rt = open_runtime(endpoint, timeout)
+        try:
+            RUNTIME_COMMANDS[cmd](args, rt)
+        finally:
+            rt.close()
+    elif cmd == "version":
         print("Version:  0.1.0\nRuntimeName:  containerd\nRuntimeVersion:  1.6.20\nRuntimeApiVersion:  v1")
     elif cmd == "info":
         print(
             '{"status": {"conditions": [{"type": "RuntimeReady", "status": true}, '
             '{"type": "NetworkReady", "status": true}]}}'
-        )
-    elif cmd == "ps":
-        print(
-            "CONTAINER           IMAGE               CREATED             STATE               NAME                "
-            "ATTEMPT             POD ID              POD"
-        )
-    elif cmd == "pods":
-        print(
-            "POD ID              CREATED             STATE               NAME                NAMESPACE           "
-            "ATTEMPT             RUNTIME"
         )
     elif cmd in ("images", "image", "img"):
         cmd_images(args)
@@ -275,7 +563,7 @@ def run(cmd: str, args: list[str]) -> None:
         cmd_inspecti(args)
     elif cmd == "rmi":
         cmd_rmi(args)
-    # Anything else (rm, rmp, stop, ...): the runtime answered and there is nothing to show or remove.
+    # Anything else: the runtime answered and there is nothing to show.
 
 
 if __name__ == "__main__":
