@@ -176,7 +176,10 @@ rt = cri.Runtime()
 ref = cri.sandbox_image()
 cri.ensure_pause_image(ref)
 for n in ("a", "b"):
-    pod = cri.SandboxConfig(name=n, uid="uid-" + n, namespace="kube-system", hostname=n)
+    # With SystemdCgroup = true the parent must be a slice (containerd 1.6 makes "/k8s.io/<id>" of an empty one,
+    # which runc refuses); the kubelet always gives one.
+    pod = cri.SandboxConfig(name=n, uid="uid-" + n, namespace="kube-system", hostname=n,
+                            cgroup_parent=f"kubepods-besteffort-pod{{n}}.slice")
     sid = rt.run_pod_sandbox(pod)
     rt.start_container(rt.create_container(sid, cri.ContainerConfig(name="c", image=ref), pod))
 print(len(rt.list_pod_sandboxes()), len(rt.list_containers()))
