@@ -3,7 +3,9 @@
 
 Run as root from the repository: `.venv/bin/python benchmarks/cluster_bench.py [--sizes 3,12]`.
 For each size (layouts 1cp2w and 3cp9w) it brings up its own sandbox, runs site.yml cold (from fresh nodes) and
-again (no-op), and prints wall time, task and changed counts. Asserts nothing; brings every sandbox down again.
+again (no-op), and prints wall time, task and changed counts; and, after the cold run (pods running), the memory of
+each node as its own cgroup on the host counts it (memory.usage_in_bytes; rss and cache of memory.stat) and the sum.
+Asserts nothing; brings every sandbox down again.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from kubeboot.sandbox import cgroups
+from kubeboot.sandbox.state import SandboxState
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -66,7 +71,28 @@ def totals(counts: dict[str, dict[str, int]]) -> tuple[int, int]:
     return sum(c.get("ok", 0) for c in counts.values()), sum(c.get("changed", 0) for c in counts.values())
 
 
-def bench(size: int) -> list[str]:
+MIB = 2**20
+
+
+def memory_rows(size: int, name: str) -> list[str]:
+    """Memory of each node of a running sandbox, from the node's memory cgroup on the host, and the sum (MiB)."""
+    state = SandboxState.load(name)
+    if state is None:
+        return [f"| {size} nodes | (sandbox {name} not found) | | | |"]
+    rows, total = [], cgroups.MemoryUse(0, 0, 0)
+    for item in sorted(state.nodes.values(), key=lambda n: n.index):
+        use = cgroups.memory_use(item.cgroups)
+        if use is None:
+            rows.append(f"| {size} nodes | {item.name} | (no memory cgroup) | | |")
+            continue
+        total = cgroups.MemoryUse(total.usage + use.usage, total.rss + use.rss, total.cache + use.cache)
+        rows.append(f"| {size} nodes | {item.name} | {use.usage / MIB:.0f} | {use.rss / MIB:.0f} | "
+                    f"{use.cache / MIB:.0f} |")
+    rows.append(f"| {size} nodes | all | {total.usage / MIB:.0f} | {total.rss / MIB:.0f} | {total.cache / MIB:.0f} |")
+    return rows
+
+
+def bench(size: int) -> tuple[list[str], list[str]]:
     name, layout, subnet = SIZES[size]
     with tempfile.TemporaryDirectory(prefix=f"kubeboot-{name}-") as tmp:
         inventory = Path(tmp) / "hosts.yml"
@@ -75,6 +101,7 @@ def bench(size: int) -> list[str]:
             subprocess.run([*kubeboot, "up", "--name", name, "--layout", layout, "--standin", "--subnet", subnet,
                             "--inventory", str(inventory)], check=True, capture_output=True, text=True)
             cold = playbook(inventory)
+            memory = memory_rows(size, name)
             warm = playbook(inventory)
         finally:
             subprocess.run([*kubeboot, "down", "--name", name], check=False, capture_output=True)
@@ -83,7 +110,7 @@ def bench(size: int) -> list[str]:
         tasks, changed = totals(run.counts)
         rows.append(f"| {size} nodes ({layout}) | {what} | {run.seconds:.0f} s | {tasks} | {changed} | "
                     f"{run.controller_cpu:.0f} s | {run.load:.1f} |")
-    return rows
+    return rows, memory
 
 
 def main() -> int:
@@ -95,9 +122,17 @@ def main() -> int:
     print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, kernel {platform.release()}")
     print("| nodes | run | wall time | tasks (ok, all hosts) | changed | controller CPU | load at start |")
     print("|---|---|---|---|---|---|---|")
+    memory: list[str] = []
     for size in (int(s) for s in args.sizes.split(",")):
-        for row in bench(size):
+        rows, node_memory = bench(size)
+        memory += node_memory
+        for row in rows:
             print(row, flush=True)
+    print("\nMemory per node after the cold run (the node's cgroup on the host), MiB:\n")
+    print("| nodes | node | usage | rss | cache |")
+    print("|---|---|---|---|---|")
+    for row in memory:
+        print(row)
     return 0
 
 
