@@ -374,6 +374,8 @@ def test_inspectp_stopp_rmp_stop_rm(capsys: pytest.CaptureFixture[str]) -> None:
     assert not rt.pods and not rt.containers
     with pytest.raises(crictl.Fatal, match="NotFound"):
         crictl.cmd_rmp(["nope"], rt)
+    crictl.cmd_rm([], rt)
+    assert capsys.readouterr().out.startswith("NAME:\n   crictl rm - Remove one or more containers\n")
 
 
 def test_human_duration() -> None:

@@ -474,8 +474,11 @@ def remove_command(prog: str, args: list[str], rt: Any, pods: bool) -> None:
     if not ids:
         if a.all:
             log("info", f"No {'pods' if pods else 'containers'} to remove")
-            return
-        raise Fatal("ID cannot be empty")
+        else:  # as urfave/cli shows a subcommand's help
+            kind, arg = ("pods", "POD-ID") if pods else ("containers", "CONTAINER-ID")
+            print(f"NAME:\n   {prog} - Remove one or more {kind}\n\nUSAGE:\n   {prog} [command options] "
+                  f"{arg} [{arg}...]")
+        return
     errors = []
     for ident in ids:
         try:
