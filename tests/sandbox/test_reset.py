@@ -1,6 +1,9 @@
-"""playbooks/reset.yml on sandbox nodes running the stand-in (whose CNI simulation leaves what the real one leaves).
+"""playbooks/reset.yml on sandbox nodes running the stand-in, whose pods are real pod sandboxes (containerd, runc)
+with their network from the real bridge plugin: what a node is left with is what a real node is left with.
 
-One 1cp2w sandbox (pytestreset, flannel), used in order:
+One 1cp2w sandbox (pytestreset, flannel vxlan), used in order:
+- a pod on each worker: they reach each other through flannel.1; the bootstrap left cni0, the pods' veths and
+  network namespaces, the leases, and the components' iptables chains;
 - without reset_confirm nothing changes and the run stops with one line naming the variable;
 - --limit one worker: only it is reset (nothing of Kubernetes left), the cluster keeps running, the operator's own
   iptables rule stays; its kubeadm reset is made to fail (fault marker) with a pod volume (tmpfs) mounted below
@@ -17,13 +20,22 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import Sandbox, recap
-from tests.sandbox.cluster_helpers import KUBECTL, ready_nodes
+from tests.sandbox.cluster_helpers import (
+    KUBECTL,
+    node_pod_cidrs,
+    pod_ips,
+    pod_netns,
+    reaches,
+    ready_nodes,
+    start_test_pods,
+)
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
@@ -65,6 +77,15 @@ def assert_changed_only(output: str, changed: set[str], unchanged: set[str] = fr
         assert host not in counts or counts[host]["changed"] == 0, (host, counts, output[-4000:])
 
 
+def wait_for_event(box: Sandbox, text: str, timeout: float = 90) -> str:
+    deadline = time.monotonic() + timeout
+    found = events(box)
+    while text not in found and time.monotonic() < deadline:
+        time.sleep(2)
+        found = events(box)
+    return found
+
+
 @pytest.fixture(scope="module")
 def box(sandbox_factory: Any) -> Sandbox:
     sandbox: Sandbox = sandbox_factory("pytestreset", "--layout", "1cp2w", "--standin", "--subnet", SUBNET)
@@ -73,11 +94,34 @@ def box(sandbox_factory: Any) -> Sandbox:
     return sandbox
 
 
+@pytest.fixture(scope="module")
+def worker_pods(box: Sandbox) -> dict[str, tuple[str, str]]:
+    """A pod on each worker, so that the bridge plugin has made cni0 and its leases there: name -> (node, IP)."""
+    pods = start_test_pods(box, ["worker1", "worker2"])
+    ips = pod_ips(box, list(pods))
+    return {name: (node, ips[name]) for name, node in pods.items()}
+
+
+def test_pods_on_different_nodes_reach_each_other_over_vxlan(
+    box: Sandbox, worker_pods: dict[str, tuple[str, str]]
+) -> None:
+    cidrs = node_pod_cidrs(box)
+    route = box.ssh("worker1", f"ip -4 route show {cidrs['worker2']}").stdout
+    assert "dev flannel.1" in route, route
+    (one, (node1, ip1)), (two, (node2, ip2)) = sorted(worker_pods.items())
+    assert reaches(box, node1, pod_netns(box, node1, ip1), ip2), f"{one} on {node1} cannot reach {two} at {ip2}"
+    assert reaches(box, node2, pod_netns(box, node2, ip2), ip1), f"{two} on {node2} cannot reach {one} at {ip1}"
+
+
+@pytest.mark.usefixtures("worker_pods")
 def test_the_bootstrap_left_what_the_real_components_leave(box: Sandbox) -> None:
     found = leftovers(box, "worker1")
     for expected in ("path /etc/kubernetes", "path /var/lib/cni", "path /etc/cni/net.d", "link cni0",
                      "link flannel.1"):
         assert expected in found, found
+    assert any(line.startswith("netns /run/netns/cni-") for line in found), found
+    assert any(line.endswith("(on cni0)") for line in found), found
+    assert any(line.startswith("pod ") for line in found), found
     assert any("FLANNEL-POSTRTG" in line for line in found), found
     assert any("KUBE-KUBELET-CANARY" in line for line in found), found
     assert any(":KUBE-SERVICES" in line for line in found), found
@@ -119,7 +163,9 @@ def test_bare_kubeadm_reset_and_a_new_pod_subnet_fail_on_cni0(box: Sandbox) -> N
     assert any(line.startswith("link cni0") for line in leftovers(box, "worker1"))
     set_pod_subnet(box, POD_B)
     box.playbook("site.yml")
-    assert CNI0_ERROR in events(box)
+    start_test_pods(box, ["worker1"])  # the first pod on the node needs cni0: the bridge plugin refuses it
+    found = wait_for_event(box, CNI0_ERROR)
+    assert CNI0_ERROR in found and 'plugin type="flannel" failed (add): failed to delegate add' in found, found
     assert all(a.startswith("10.70.") for a in cni0(box, "worker1"))
 
 
@@ -130,7 +176,10 @@ def test_reset_all_leaves_nothing_and_the_new_subnet_then_works(box: Sandbox) ->
         assert leftovers(box, node) == [], node
     box.playbook("site.yml")
     assert ready_nodes(box) == HOSTS
+    pods = start_test_pods(box, sorted(HOSTS))
+    ips = pod_ips(box, list(pods))
     assert CNI0_ERROR not in events(box)
+    assert all(ip.startswith("10.71.") for ip in ips.values()), ips
     for node in sorted(HOSTS):
         assert [a[:6] for a in cni0(box, node)] == ["10.71."], node
 

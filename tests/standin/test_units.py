@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -12,7 +13,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from conftest import NODE_PYTHON, standin_env
-from kubeboot_standin import cni, config, kubelet
+from kubeboot_standin import cni, cniplugin, config, kubelet
 from kubeboot_standin.client import ApiError
 from kubeboot_standin.kubeadm.preflight import validate_ignore
 
@@ -213,7 +214,7 @@ def test_flannel_uses_node_pod_cidr_and_configured_iface(root: Path) -> None:
     api = FakeApi(flannel_objects(iface="eth1", network="10.50.0.0/16"))
     cni.Agent("n1").sync(api, node("n1", "10.50.3.0/24"))
     ls = links(root)
-    assert ls["cni0"]["addresses"] == ["10.50.3.1/24"]
+    assert "cni0" not in ls  # the bridge plugin makes it, for the first pod
     assert ls["flannel.1"]["kind"] == "vxlan" and ls["flannel.1"]["dev"] == "eth1"
     assert ls["flannel.1"]["addresses"] == ["10.50.3.0/32"]
     assert (
@@ -221,21 +222,57 @@ def test_flannel_uses_node_pod_cidr_and_configured_iface(root: Path) -> None:
     )
     assert json.loads((root / "etc/cni/net.d/10-flannel.conflist").read_text())["plugins"][0]["type"] == "flannel"
     assert api.patches and api.patches[0][0] == "/api/v1/nodes/n1"
+    annotations = api.patches[0][1]["metadata"]["annotations"]
+    assert json.loads(annotations["flannel.alpha.coreos.com/backend-data"])["VtepMAC"] == cni.Links().mac("flannel.1")
+    launcher = (root / "opt/cni/bin/flannel").read_text()
+    assert launcher.startswith("#!/bin/sh") and "--standin-cni=flannel" in launcher
 
 
-@pytest.mark.usefixtures("bridge_nf")
-def test_flannel_cni0_with_another_address_fails_with_flannels_text(root: Path) -> None:
-    f = root / "run/kubeboot-standin/links.json"
-    f.parent.mkdir(parents=True)
-    f.write_text(json.dumps({"cni0": {"name": "cni0", "kind": "bridge", "addresses": ["10.244.0.1/24"]}}))
-    api = FakeApi(flannel_objects())
-    cni.Agent("n2").sync(api, node("n2", "10.244.1.0/24"))
-    msgs = [e["message"] for e in api.created]
-    assert any(
-        m.endswith('failed to set bridge addr: "cni0" already has an IP address different from 10.244.1.1/24')
-        for m in msgs
-    ), msgs
-    assert links(root)["cni0"]["addresses"] == ["10.244.0.1/24"]
+def cni_call(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], kind: str, command: str,
+             conf: dict[str, Any], cni_path: Path) -> tuple[int, str]:
+    monkeypatch.setenv("CNI_COMMAND", command)
+    monkeypatch.setenv("CNI_CONTAINERID", "c0ffee")
+    monkeypatch.setenv("CNI_PATH", str(cni_path))
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(conf)))
+    rc = cniplugin.main(kind)
+    return rc, capsys.readouterr().out
+
+
+def test_flannel_plugin_delegates_to_the_bridge_and_wraps_its_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """flannel's CNI plugin: the bridge delegate gets host-local IPAM over FLANNEL_SUBNET, the delegate's error comes
+    back wrapped as flannel wraps it, and DEL hands the saved configuration back to the delegate."""
+    bins = tmp_path / "bin"
+    bins.mkdir()
+    seen = tmp_path / "seen"
+    (bins / "bridge").write_text(
+        f"#!/bin/sh\ncat > {seen}.$CNI_COMMAND\n"
+        '[ "$CNI_COMMAND" = DEL ] && exit 0\n'
+        'echo \'{"code": 999, "msg": "failed to set bridge addr: \\"cni0\\" already has an IP address different '
+        'from 10.60.1.1/24"}\'\nexit 1\n')
+    (bins / "bridge").chmod(0o755)
+    env = tmp_path / "subnet.env"
+    env.write_text("FLANNEL_NETWORK=10.60.0.0/16\nFLANNEL_SUBNET=10.60.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n")
+    conf = {"cniVersion": "0.3.1", "name": "cbr0", "type": "flannel", "subnetFile": str(env),
+            "dataDir": str(tmp_path / "data"), "delegate": {"hairpinMode": True, "isDefaultGateway": True}}
+    rc, out = cni_call(monkeypatch, capsys, "flannel", "ADD", conf, bins)
+    assert rc == 1
+    assert json.loads(out)["msg"] == ('failed to delegate add: failed to set bridge addr: "cni0" already has an IP '
+                                      "address different from 10.60.1.1/24")
+    delegated = json.loads(Path(f"{seen}.ADD").read_text())
+    assert delegated["type"] == "bridge" and delegated["mtu"] == 1450 and delegated["ipMasq"] is False
+    assert delegated["ipam"] == {"type": "host-local", "ranges": [[{"subnet": "10.60.1.1/24"}]], "routes": []}
+    assert json.loads((tmp_path / "data/c0ffee").read_text()) == delegated
+    rc, out = cni_call(monkeypatch, capsys, "flannel", "DEL", conf, bins)
+    assert (rc, out) == (0, "")
+    assert json.loads(Path(f"{seen}.DEL").read_text()) == delegated
+    assert not (tmp_path / "data/c0ffee").exists()
+    rc, out = cni_call(monkeypatch, capsys, "flannel", "DEL", conf, bins)  # DEL again: nothing left, still fine
+    assert (rc, out) == (0, "")
+    env.unlink()
+    rc, out = cni_call(monkeypatch, capsys, "flannel", "ADD", conf, bins)
+    assert rc == 1 and "failed to load flannel 'subnet.env' file" in json.loads(out)["msg"]
 
 
 def test_flannel_without_br_netfilter_and_with_a_missing_iface(root: Path) -> None:
@@ -289,6 +326,7 @@ def test_calico_ipip_from_daemonset_env(root: Path) -> None:
     cni.Agent("b").sync(api, node("b", None))
     ls = links(root)
     assert ls["tunl0"]["kind"] == "ipip" and ls["tunl0"]["addresses"] == ["172.20.0.64/32"]
+    assert (root / "var/lib/calico/kubeboot-standin-block").read_text() == "172.20.0.64/26\n"
     assert "vxlan.calico" not in ls and "cni0" not in ls
     conf = json.loads((root / "etc/cni/net.d/10-calico.conflist").read_text())
     assert conf["plugins"][0]["nodename"] == "b"

@@ -13,12 +13,14 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import netfilter, paths
+from . import cniplugin, netfilter, paths
 from .client import ApiError, Client
 
 
@@ -68,6 +70,16 @@ class Links:
             subprocess.run(cmd, check=False, capture_output=True)
         subprocess.run(["ip", "addr", "replace", address, "dev", name], check=False, capture_output=True)
         subprocess.run(["ip", "link", "set", name, "up"], check=False, capture_output=True)
+
+    def mac(self, name: str) -> str:
+        """The link's MAC address (a made-up one for a recorded link under a test root)."""
+        if self.simulated:
+            return "02:42:" + ":".join(hashlib.sha256(name.encode()).hexdigest()[i:i + 2] for i in range(0, 8, 2))
+        cp = subprocess.run(["ip", "-j", "link", "show", "dev", name], capture_output=True, text=True, check=False)
+        try:
+            return str(json.loads(cp.stdout or "[]")[0].get("address", ""))
+        except (ValueError, IndexError):
+            return ""
 
 
 def default_iface() -> tuple[str, str]:
@@ -123,6 +135,7 @@ class Agent:
     def __init__(self, node: str) -> None:
         self.node = node
         self.links = Links()
+        self.routes = Routes()
         self.reported: set[str] = set()
 
     def _find(self, c: Client, group: str, plural: str, name: str) -> dict[str, Any] | None:
@@ -157,20 +170,6 @@ class Agent:
             conf = {}
         if str(conf.get("mode") or "iptables") == "iptables":
             netfilter.ensure("kube-proxy", netfilter.KUBE_PROXY_IPTABLES)
-
-    def pod_sandbox(self, gw: str, conf: str) -> None:
-        """What the bridge plugin (host-local IPAM, network cbr0) and the flannel plugin record for the first pod
-        sandbox set up on cni0 (CoreDNS or any other pod): /var/lib/cni/networks/cbr0 and /var/lib/cni/flannel."""
-        state = paths.host("/var/lib/cni/networks/cbr0")
-        if state.is_dir() and any(state.iterdir()):
-            return
-        iface = ipaddress.ip_interface(gw)
-        ip = str(iface.ip + 1)
-        sandbox = hashlib.sha256(f"{self.node} {gw}".encode()).hexdigest()
-        _write(f"/var/lib/cni/networks/cbr0/{ip}", f"{sandbox}\neth0")
-        _write("/var/lib/cni/networks/cbr0/last_reserved_ip.0", ip)
-        _write("/var/lib/cni/networks/cbr0/lock", "")
-        _write(f"/var/lib/cni/flannel/{sandbox}", conf)
 
     def _event(self, c: Client, reason: str, message: str) -> None:
         if message in self.reported:
@@ -256,21 +255,15 @@ class Agent:
         containers = (ds or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
         if any("--ip-masq" in [*(cont.get("command") or []), *(cont.get("args") or [])] for cont in containers):
             netfilter.ensure("flannel", netfilter.flannel_rules(network, str(subnet)))
-        cur = self.links.get("cni0")
-        if cur and cur.get("addresses") and gw not in cur["addresses"]:
-            self._event(
-                c,
-                "FailedCreatePodSandBox",
-                "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for "
-                'sandbox: plugin type="flannel" failed (add): failed to delegate add: failed to set bridge '
-                f'addr: "cni0" already has an IP address different from {gw}',
-            )
-            return
-        self.links.ensure("cni0", "bridge", gw)
-        self.pod_sandbox(gw, json.dumps({"cniVersion": "0.3.1", "name": "cbr0", "type": "bridge", "bridge": "cni0",
-                                         "ipam": {"type": "host-local", "subnet": str(subnet)}}))
+        install_plugin("flannel")
+        mac = self.links.mac("flannel.1") if backend == "vxlan" else ""
+        direct = backend == "host-gw" or bool((net_conf.get("Backend") or {}).get("DirectRouting"))
+        if not self.links.simulated:
+            self.routes.sync(flannel_peers(c, self.node, backend, direct, dev, local))
         ann = (node.get("metadata") or {}).get("annotations") or {}
-        if ann.get("flannel.alpha.coreos.com/backend-type") != backend:
+        data = json.dumps({"VNI": 1, "VtepMAC": mac}) if backend == "vxlan" else "null"
+        if (ann.get("flannel.alpha.coreos.com/backend-type"), ann.get("flannel.alpha.coreos.com/backend-data"),
+                ann.get("flannel.alpha.coreos.com/public-ip")) != (backend, data, local or ""):
             c.patch(
                 f"/api/v1/nodes/{self.node}",
                 {
@@ -279,9 +272,7 @@ class Agent:
                             "flannel.alpha.coreos.com/backend-type": backend,
                             "flannel.alpha.coreos.com/kube-subnet-manager": "true",
                             "flannel.alpha.coreos.com/public-ip": local or "",
-                            "flannel.alpha.coreos.com/backend-data": json.dumps(
-                                {"VNI": 1, "VtepMAC": "02:42:00:00:00:01"}
-                            ),
+                            "flannel.alpha.coreos.com/backend-data": data,
                         }
                     }
                 },
@@ -294,12 +285,13 @@ class Agent:
         pools = [p for p in network.get("ipPools") or [] if ":" not in str(p.get("cidr", ""))]
         pool = pools[0] if pools else {}
         encapsulation = str(pool.get("encapsulation", "IPIP"))
+        mode = "CrossSubnet" if encapsulation.endswith("CrossSubnet") else "Always"
         self._calico_node(
             c,
             str(pool.get("cidr", "192.168.0.0/16")),
             int(pool.get("blockSize", 26)),
-            "Always" if encapsulation.startswith("IPIP") else "Never",
-            "Always" if encapsulation.startswith("VXLAN") else "Never",
+            mode if encapsulation.startswith("IPIP") else "Never",
+            mode if encapsulation.startswith("VXLAN") else "Never",
             "",
         )
 
@@ -327,10 +319,9 @@ class Agent:
         self._calico_node(c, pool, block_size, ipip, vxlan, template)
 
     def _calico_node(self, c: Client, pool: str, block_size: int, ipip: str, vxlan: str, template: str) -> None:
-        net = ipaddress.IPv4Network(pool)
-        nodes = sorted(n["metadata"]["name"] for n in c.get("/api/v1/nodes").get("items", []))
-        idx = nodes.index(self.node) if self.node in nodes else 0
-        block = next(b for i, b in enumerate(net.subnets(new_prefix=block_size)) if i == idx)
+        node_objs = c.get("/api/v1/nodes").get("items", [])
+        blocks = calico_blocks(pool, block_size, [n["metadata"]["name"] for n in node_objs])
+        block = blocks.get(self.node) or next(iter(blocks.values()))
         if not template:
             template = json.dumps(
                 {
@@ -359,13 +350,145 @@ class Agent:
             _write("/etc/cni/net.d/calico-kubeconfig", f"# calico kubeconfig for {self.node}\n")
         _write("/var/lib/calico/nodename", self.node)
         _write("/var/lib/calico/mtu", "1440")
+        _write(cniplugin.CALICO_BLOCK_FILE, f"{block}\n")
+        install_plugin("calico")
+        dev, local = default_iface()
         tunnel_ip = f"{block.network_address}/32"
+        mac = ""
         if vxlan in ("Always", "CrossSubnet"):
-            self.links.ensure("vxlan.calico", "vxlan", tunnel_ip, vni=4096, port=4789)
+            self.links.ensure("vxlan.calico", "vxlan", tunnel_ip, vni=4096, port=4789, dev=dev, local=local)
+            mac = self.links.mac("vxlan.calico")
         elif ipip in ("Always", "CrossSubnet"):
             self.links.ensure("tunl0", "ipip", tunnel_ip)
+        me = next((n for n in node_objs if n["metadata"]["name"] == self.node), {})
+        ann = (me.get("metadata") or {}).get("annotations") or {}
+        if mac and ann.get(VXLAN_MAC_ANNOTATION) != mac:
+            c.patch(f"/api/v1/nodes/{self.node}", {"metadata": {"annotations": {
+                VXLAN_MAC_ANNOTATION: mac, "projectcalico.org/IPv4VXLANTunnelAddr": str(block.network_address)}}})
+        if not self.links.simulated:
+            mode = "vxlan" if vxlan != "Never" else ("ipip" if ipip != "Never" else "direct")
+            cross = "CrossSubnet" in (vxlan, ipip)
+            self.routes.sync(calico_peers(node_objs, blocks, self.node, mode, cross, dev, local))
         _ = os
 
 
 def links_file() -> Path:
     return paths.host("/run/kubeboot-standin/links.json")
+
+
+VXLAN_MAC_ANNOTATION = "standin.kubeboot.io/vxlan-tunnel-mac"
+
+
+def run_ip(*args: str) -> None:
+    subprocess.run(list(args), check=False, capture_output=True)
+
+
+def install_plugin(kind: str) -> None:
+    """The DaemonSet's install-cni step: our flannel or calico plugin in /opt/cni/bin (a launcher of the kubelet)."""
+    kubelet = os.path.abspath(sys.argv[0])
+    target = paths.host(f"/opt/cni/bin/{kind}")
+    text = cniplugin.launcher(kind, kubelet)
+    if not target.exists() or target.read_text() != text:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        target.chmod(0o755)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """How this node reaches another node's pod range: straight through its address on the node network, or
+    through a VXLAN device with the other end's MAC (the route goes via the other node's tunnel address)."""
+
+    cidr: str
+    address: str
+    via_vxlan: str = ""
+    mac: str = ""
+
+    def commands(self, dev: str) -> list[list[str]]:
+        if not self.via_vxlan:
+            return [["ip", "route", "replace", self.cidr, "via", self.address, "dev", dev]]
+        gw = str(ipaddress.ip_network(self.cidr).network_address)
+        return [
+            ["ip", "neigh", "replace", gw, "lladdr", self.mac, "dev", self.via_vxlan, "nud", "permanent"],
+            ["bridge", "fdb", "replace", self.mac, "dev", self.via_vxlan, "dst", self.address, "self", "permanent"],
+            ["ip", "route", "replace", self.cidr, "via", gw, "dev", self.via_vxlan, "onlink"],
+        ]
+
+
+class Routes:
+    """The routes to the other nodes' pod ranges, as flanneld (vxlan, host-gw) and calico (BIRD, Felix) program
+    them; applied when they change, and a node's route removed when the node is gone."""
+
+    def __init__(self) -> None:
+        self.applied: dict[str, tuple[Peer, str]] = {}
+
+    def sync(self, wanted: tuple[str, list[Peer]]) -> None:
+        dev, peers = wanted
+        want = {p.cidr: (p, dev) for p in peers}
+        for cidr, (old, _) in list(self.applied.items()):
+            if want.get(cidr, (None, ""))[0] != old:
+                run_ip("ip", "route", "del", cidr)
+                del self.applied[cidr]
+        for cidr, (peer, d) in want.items():
+            if cidr not in self.applied:
+                for cmd in peer.commands(d):
+                    run_ip(*cmd)
+                self.applied[cidr] = (peer, d)
+
+
+def same_subnet(local: str, dev: str, address: str) -> bool:
+    cp = subprocess.run(["ip", "-j", "-4", "addr", "show", "dev", dev], capture_output=True, text=True, check=False)
+    try:
+        nets = [ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}").network
+                for i in json.loads(cp.stdout or "[]") for a in i.get("addr_info", []) if a.get("local") == local]
+    except (ValueError, KeyError):
+        return False
+    return any(ipaddress.ip_address(address) in n for n in nets)
+
+
+def node_ip(node: dict[str, Any]) -> str:
+    return next((a["address"] for a in (node.get("status") or {}).get("addresses") or []
+                 if a.get("type") == "InternalIP"), "")
+
+
+def flannel_peers(c: Client, me: str, backend: str, direct: bool, dev: str, local: str) -> tuple[str, list[Peer]]:
+    peers = []
+    for n in c.get("/api/v1/nodes").get("items") or []:
+        ann = n["metadata"].get("annotations") or {}
+        cidr, address = (n.get("spec") or {}).get("podCIDR"), ann.get("flannel.alpha.coreos.com/public-ip")
+        if n["metadata"]["name"] == me or not cidr or not address:
+            continue
+        if backend == "host-gw" or (direct and same_subnet(local, dev, address)):
+            peers.append(Peer(cidr, address))
+        elif backend == "vxlan":
+            try:
+                mac = str(json.loads(ann.get("flannel.alpha.coreos.com/backend-data") or "{}").get("VtepMAC") or "")
+            except (ValueError, AttributeError):
+                mac = ""
+            if mac:
+                peers.append(Peer(cidr, address, "flannel.1", mac))
+    return dev, peers
+
+
+def calico_blocks(pool: str, block_size: int, nodes: list[str]) -> dict[str, ipaddress.IPv4Network]:
+    """Each node's block of the pool (calico's IPAM hands them out; here one per node, in name order)."""
+    blocks = ipaddress.IPv4Network(pool).subnets(new_prefix=block_size)
+    return {name: next(blocks) for name in sorted(nodes)}
+
+
+def calico_peers(nodes: list[dict[str, Any]], blocks: dict[str, ipaddress.IPv4Network], me: str, mode: str,
+                 cross_subnet: bool, dev: str, local: str) -> tuple[str, list[Peer]]:
+    peers = []
+    for n in nodes:
+        name, address = n["metadata"]["name"], node_ip(n)
+        if name == me or name not in blocks or not address:
+            continue
+        cidr = str(blocks[name])
+        if mode == "direct" or (cross_subnet and same_subnet(local, dev, address)):
+            peers.append(Peer(cidr, address))
+        elif mode == "vxlan":
+            mac = ((n["metadata"].get("annotations") or {}).get(VXLAN_MAC_ANNOTATION)) or ""
+            if mac:
+                peers.append(Peer(cidr, address, "vxlan.calico", mac))
+        # IPIP: this kernel has no ipip tunnels, so there is no datapath to program (see the README)
+    return dev, peers

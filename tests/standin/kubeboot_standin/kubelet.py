@@ -1,15 +1,17 @@
 """kubelet stand-in: runs under the kubelet systemd unit with the real flags.
 
 It exits (and systemd restarts it) until /var/lib/kubelet/config.yaml exists, serves /healthz,
-runs the static pods it knows (kube-apiserver) from the manifest directory, performs the TLS
-bootstrap with the bootstrap token, registers its Node with the labels and taints from its
-flags, and reports Ready only when a CNI configuration exists and containerd answers.
+runs the API server of the static pod manifests as its own process, performs the TLS bootstrap
+with the bootstrap token, registers its Node with the labels and taints from its flags, reports
+Ready only when a CNI configuration exists and containerd answers, and runs every pod it is given
+(static pods, pods bound to its node) as a real pod sandbox through containerd's CRI (pods.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import os
@@ -28,7 +30,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
-from . import certs, cni, netfilter, paths
+from . import certs, cni, netfilter, paths, pods
 from .client import ApiError, Client
 from .kubeadm.preflight import cri_answers, swap_on
 
@@ -81,6 +83,7 @@ class StaticPods:
     def __init__(self, directory: Path) -> None:
         self.dir = directory
         self.procs: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
+        self.manifests: list[tuple[str, dict[str, Any]]] = []
 
     def _command(self, name: str, args: list[str]) -> list[str]:
         main = sys.modules["__main__"]
@@ -90,6 +93,7 @@ class StaticPods:
 
     def sync(self) -> list[str]:
         seen = []
+        self.manifests = []
         for f in sorted(self.dir.glob("*.yaml")) if self.dir.is_dir() else []:
             try:
                 text = f.read_text()
@@ -99,6 +103,7 @@ class StaticPods:
             except (OSError, KeyError, IndexError, TypeError, yaml.YAMLError):
                 continue
             seen.append(name)
+            self.manifests.append((text, pod))
             if name not in STATIC_RUNNABLE:
                 continue
             digest = hashlib.sha256(text.encode()).hexdigest()
@@ -352,10 +357,12 @@ def run(argv: list[str]) -> int:
     registered = False
     period = float(cfg.get("standinStatusPeriodSeconds", 0) or 0) or 5.0
     agent = cni.Agent(node)
-    last_status = 0.0
+    workers = pods.PodWorkers(node, address, cri, str(cfg.get("cgroupDriver") or "cgroupfs"), log)
+    last_status = last_pods = 0.0
     try:
         while not stop.is_set():
             static.sync()
+            client = None
             if kubeconfig is not None:
                 if (
                     not kubeconfig.exists()
@@ -372,10 +379,20 @@ def run(argv: list[str]) -> int:
                             obj = c.patch(f"/api/v1/nodes/{node}/status", {"status": node_status(address, node, cri)})
                             agent.sync(c, obj)
                             last_status = time.monotonic()
+                            client = c
                     except (ApiError, OSError) as exc:
                         if isinstance(exc, ApiError) and exc.code == 404:
                             registered = False
                         log(f'"Error updating node status, will retry" err="{exc}"')
+                elif registered and kubeconfig.exists():
+                    with contextlib.suppress(OSError):
+                        client = Client.from_kubeconfig(kubeconfig, timeout=5)
+            if time.monotonic() - last_pods >= 2.0 and pods.usable(cri):
+                last_pods = time.monotonic()
+                try:
+                    workers.sync(static.manifests, client)
+                except (pods.cri.CriError, ApiError, OSError) as exc:
+                    log(f'"Error syncing pods, will retry" err="{exc}"')
             stop.wait(1.0)
     finally:
         static.stop_all()
@@ -396,6 +413,10 @@ def register(c: Client, node: str, args: argparse.Namespace, address: str) -> bo
 
 def main() -> int:
     argv = sys.argv[1:]
+    if argv and argv[0].startswith("--standin-cni="):
+        from .cniplugin import main as plugin_main
+
+        return plugin_main(argv[0].split("=", 1)[1])
     if argv and argv[0].startswith("--standin-run="):
         from .apiserver.main import main as apiserver_main
 

@@ -1,6 +1,8 @@
 """The controller-manager loops the roles depend on, run inside the API server stand-in:
 node IPAM (spec.podCIDR), CSR approval and signing for kubelet client certs, the bootstrap
-signer (JWS signatures on kube-public/cluster-info) and the token cleaner."""
+signer (JWS signatures on kube-public/cluster-info), the token cleaner, and the DaemonSet controller
+(one pod per node a DaemonSet's template selects and tolerates, bound to it with spec.nodeName; the
+pods of a deleted DaemonSet or of a deleted node are deleted, as the garbage collectors do)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import secrets
 import threading
 import time
 from pathlib import Path
@@ -194,10 +197,64 @@ class Controllers:
             cm["data"] = new
             self.api.store.update(key, cm)
 
+    # ---- DaemonSet controller and pod garbage collection ----
+    def _create_pod(self, pod: Obj) -> None:
+        res = next(r for r in self.api.resources() if r.plural == "pods")
+        key = ("", "pods", pod["metadata"]["namespace"], pod["metadata"]["name"])
+        self.api.after("create", res, self.api.store.create(key, pod))
+
+    def _delete_pod(self, pod: Obj) -> None:
+        old = self.api.store.delete(("", "pods", pod["metadata"]["namespace"], pod["metadata"]["name"]))
+        if old:
+            self.api.after("delete", next(r for r in self.api.resources() if r.plural == "pods"), old)
+
+    def sync_daemonsets(self) -> None:
+        nodes = {n["metadata"]["name"]: n for n in self.api.store.list("", "nodes")}
+        pods = self.api.store.list("", "pods")
+        owned: dict[str, list[Obj]] = {}
+        for pod in pods:
+            node = (pod.get("spec") or {}).get("nodeName")
+            if node and node not in nodes:
+                self._delete_pod(pod)
+                continue
+            for ref in pod["metadata"].get("ownerReferences") or []:
+                if ref.get("kind") == "DaemonSet":
+                    owned.setdefault(ref.get("uid", ""), []).append(pod)
+        for ds in self.api.store.list("apps", "daemonsets"):
+            uid = ds["metadata"]["uid"]
+            mine = {(p.get("spec") or {}).get("nodeName"): p for p in owned.pop(uid, [])}
+            wanted = [name for name, node in sorted(nodes.items()) if daemon_pod_fits(ds, node)]
+            for name in wanted:
+                if name not in mine:
+                    self._create_pod(daemon_pod(ds, name))
+            for name, pod in mine.items():
+                if name not in wanted:
+                    self._delete_pod(pod)
+            status = {
+                "currentNumberScheduled": len(wanted),
+                "desiredNumberScheduled": len(wanted),
+                "numberMisscheduled": 0,
+                "numberReady": sum(1 for n in wanted if n in mine and pod_ready(mine[n])),
+                "numberAvailable": sum(1 for n in wanted if n in mine and pod_ready(mine[n])),
+                "updatedNumberScheduled": len(wanted),
+                "observedGeneration": ds["metadata"].get("generation", 1),
+            }
+            if {k: (ds.get("status") or {}).get(k) for k in status} != status:
+                ds["status"] = status
+                key = ("apps", "daemonsets", ds["metadata"]["namespace"], ds["metadata"]["name"])
+                self.api.store.update(key, ds)
+        for orphans in owned.values():
+            for pod in orphans:
+                self._delete_pod(pod)
+
     # ---- token cleaner ----
     def _loop(self) -> None:
         while True:
             time.sleep(2)
+            try:
+                self.sync_daemonsets()
+            except (KeyError, TypeError, ValueError) as exc:  # a malformed object must not stop the loop
+                print(f"E daemonset controller] {exc!r}", flush=True)
             now = dt.datetime.now(dt.UTC)
             for s in self.api.store.list("", "secrets", "kube-system"):
                 if s.get("type") != BOOTSTRAP_TYPE:
@@ -208,3 +265,65 @@ class Controllers:
                     old = self.api.store.delete(key)
                     if old:
                         self.api.after("delete", next(r for r in self.api.resources() if r.plural == "secrets"), old)
+
+
+# Tolerations every DaemonSet pod gets from the DaemonSet controller.
+DAEMON_TOLERATIONS = [
+    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"},
+    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"},
+    {"key": "node.kubernetes.io/disk-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/memory-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/pid-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"},
+]
+
+
+def tolerates(tolerations: list[Obj], taint: Obj) -> bool:
+    for tol in tolerations:
+        if tol.get("effect") and tol["effect"] != taint.get("effect"):
+            continue
+        if tol.get("operator") == "Exists":
+            if not tol.get("key") or tol["key"] == taint.get("key"):
+                return True
+        elif tol.get("key") == taint.get("key") and str(tol.get("value", "")) == str(taint.get("value", "")):
+            return True
+    return False
+
+
+def daemon_pod_fits(ds: Obj, node: Obj) -> bool:
+    """The node matches the template's nodeSelector and every NoSchedule/NoExecute taint is tolerated."""
+    spec = ((ds.get("spec") or {}).get("template") or {}).get("spec") or {}
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    if any(labels.get(k) != v for k, v in (spec.get("nodeSelector") or {}).items()):
+        return False
+    tolerations = [*(spec.get("tolerations") or []), *DAEMON_TOLERATIONS]
+    taints = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("effect") != "PreferNoSchedule"]
+    return all(tolerates(tolerations, t) for t in taints)
+
+
+def daemon_pod(ds: Obj, node: str) -> Obj:
+    template = (ds.get("spec") or {}).get("template") or {}
+    meta = ds["metadata"]
+    spec = json.loads(json.dumps(template.get("spec") or {}))
+    spec["nodeName"] = node
+    spec["tolerations"] = [*(spec.get("tolerations") or []), *DAEMON_TOLERATIONS]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{meta['name']}-" + "".join(secrets.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5)),
+            "namespace": meta["namespace"],
+            "labels": dict((template.get("metadata") or {}).get("labels") or {}),
+            "ownerReferences": [{
+                "apiVersion": "apps/v1", "kind": "DaemonSet", "name": meta["name"], "uid": meta["uid"],
+                "controller": True, "blockOwnerDeletion": True,
+            }],
+        },
+        "spec": spec,
+        "status": {"phase": "Pending"},
+    }
+
+
+def pod_ready(pod: Obj) -> bool:
+    conds = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
