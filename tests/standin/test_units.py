@@ -262,7 +262,7 @@ def test_flannel_plugin_delegates_to_the_bridge_and_wraps_its_error(
                                       "address different from 10.60.1.1/24")
     delegated = json.loads(Path(f"{seen}.ADD").read_text())
     assert delegated["type"] == "bridge" and delegated["mtu"] == 1450 and delegated["ipMasq"] is False
-    assert delegated["ipam"] == {"type": "host-local", "ranges": [[{"subnet": "10.60.1.1/24"}]], "routes": []}
+    assert delegated["ipam"] == {"type": "host-local", "ranges": [[{"subnet": "10.60.1.0/24"}]], "routes": []}
     assert json.loads((tmp_path / "data/c0ffee").read_text()) == delegated
     rc, out = cni_call(monkeypatch, capsys, "flannel", "DEL", conf, bins)
     assert (rc, out) == (0, "")

@@ -14,6 +14,7 @@ through the kubelet binary (`kubelet --standin-cni=flannel`), as the DaemonSets'
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -81,7 +82,11 @@ def flannel_delegate(conf: dict[str, Any]) -> dict[str, Any]:
     if env.get("FLANNEL_MTU"):
         out.setdefault("mtu", int(env["FLANNEL_MTU"]))
     routes = [] if out.get("isDefaultGateway") else [{"dst": env.get("FLANNEL_NETWORK", "")}]
-    out["ipam"] = {"type": "host-local", "ranges": [[{"subnet": env.get("FLANNEL_SUBNET", "")}]], "routes": routes}
+    try:
+        subnet = str(ipaddress.ip_interface(env.get("FLANNEL_SUBNET", "")).network)
+    except ValueError:
+        raise PluginError(999, f"invalid FLANNEL_SUBNET in {subnet_file}: {env.get('FLANNEL_SUBNET', '')!r}") from None
+    out["ipam"] = {"type": "host-local", "ranges": [[{"subnet": subnet}]], "routes": routes}
     if "runtimeConfig" in conf:
         out["runtimeConfig"] = conf["runtimeConfig"]
     return out

@@ -27,7 +27,8 @@ from . import paths
 STORE = "/var/lib/kubeboot-standin/images.json"
 REGISTRIES = "/etc/kubeboot-standin/registries"
 CERTS_D = "/etc/containerd/certs.d"
-DEFAULT_REACHABLE = ("registry.k8s.io",)
+# A connected site: the registries of the control-plane images and of the pod networks' images.
+DEFAULT_REACHABLE = ("registry.k8s.io", "ghcr.io", "quay.io", "registry-1.docker.io")
 DOCKER_HUB = "docker.io"
 
 # distribution/reference: path components, tags and digests.

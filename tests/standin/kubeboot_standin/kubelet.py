@@ -391,8 +391,8 @@ def run(argv: list[str]) -> int:
                 last_pods = time.monotonic()
                 try:
                     workers.sync(static.manifests, client)
-                except (pods.cri.CriError, ApiError, OSError) as exc:
-                    log(f'"Error syncing pods, will retry" err="{exc}"')
+                except (pods.cri.CriError, ApiError, OSError, KeyError, TypeError, ValueError) as exc:
+                    log(f'"Error syncing pods, will retry" err="{exc!r}"')
             stop.wait(1.0)
     finally:
         static.stop_all()

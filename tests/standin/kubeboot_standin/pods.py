@@ -151,7 +151,7 @@ class PodWorkers:
     def sandbox_config(self, pod: Pod, attempt: int) -> cri.SandboxConfig:
         return cri.SandboxConfig(
             name=pod.name, uid=pod.uid, namespace=pod.namespace, attempt=attempt,
-            hostname=self.node if pod.host_network else pod.name,
+            hostname="" if pod.host_network else pod.name,  # a host-network pod keeps the node's UTS namespace
             host_network=pod.host_network,
             log_directory=f"/var/log/pods/{pod.namespace}_{pod.name}_{pod.uid}",
             labels={"io.kubernetes.pod.name": pod.name, "io.kubernetes.pod.namespace": pod.namespace,
@@ -260,7 +260,7 @@ class PodWorkers:
     # ---- the API server's view ----
     def report(self, client: Client, pod: Pod, status: dict[str, Any]) -> None:
         comparable = {k: v for k, v in status.items() if k != "containerStatuses"}
-        comparable["containers"] = [(s["name"], s["ready"], s["containerID"], sorted(s["state"]))
+        comparable["containers"] = [(s["name"], s["ready"], s.get("containerID", ""), sorted(s["state"]))
                                     for s in status["containerStatuses"]]
         if self.sent.get(pod.uid) == comparable:
             return

@@ -379,7 +379,11 @@ def addons(c: Client, cs: ClusterSettings, server: str) -> None:
                             "containers": [
                                 {"name": "kube-proxy", "image": f"{repo}/kube-proxy:{cs.kubernetes_version}"}
                             ],
+                            "hostNetwork": True,
+                            "nodeSelector": {"kubernetes.io/os": "linux"},
+                            "priorityClassName": "system-node-critical",
                             "serviceAccountName": "kube-proxy",
+                            "tolerations": [{"operator": "Exists"}],
                         },
                     },
                 },
