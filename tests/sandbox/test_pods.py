@@ -13,10 +13,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from kubeboot.sandbox import naming
 from tests.conftest import Sandbox
 from tests.sandbox.cluster_helpers import (
     KUBECTL,
@@ -65,8 +67,30 @@ def test_every_node_runs_the_pod_sandboxes_of_its_pods(hgw: Sandbox) -> None:
     control_plane = sandbox_names(hgw, "cp1")
     for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"):
         assert f"{component}-cp1" in control_plane, control_plane
-    # runc runs the pause process of each sandbox on the node itself
+    # runc runs the pause process of each sandbox in the pod's cgroup, inside its own node's cgroup subtree
     assert int(hgw.ssh("worker1", "pgrep -cx pause").stdout) >= 2
+    found = pause_processes_by_node(hgw.name)
+    for node in sorted(HOSTS):
+        assert len(found.get(node, [])) == len(sandbox_names(hgw, node)), (node, found)
+        assert all("kubepods" in path for path in found[node]), found[node]
+
+
+def pause_processes_by_node(sandbox: str) -> dict[str, list[str]]:
+    """From the host: the pause processes whose cgroup (v1 memory hierarchy) lies in a node of this sandbox,
+    by node, with that cgroup path."""
+    out: dict[str, list[str]] = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit() or (proc / "comm").read_text().strip() != "pause":
+                continue
+            cgroups = (proc / "cgroup").read_text().splitlines()
+        except OSError:
+            continue
+        memory = next((line.split(":", 2)[2] for line in cgroups if line.split(":")[1] == "memory"), "")
+        for node in HOSTS:
+            if f"/{naming.cgroup_name(sandbox, node)}/" in memory:
+                out.setdefault(node, []).append(memory)
+    return out
 
 
 def test_a_pod_on_each_worker_gets_an_address_of_its_node_range(
