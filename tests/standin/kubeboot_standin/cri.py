@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import paths
+from .apiserver.protobuf import delimited as _delimited
+from .apiserver.protobuf import encode_varint as _varint
 from .apiserver.protobuf import fields as wire_fields
+from .apiserver.protobuf import key as _key
 
 DEFAULT_ENDPOINT = "unix:///run/containerd/containerd.sock"
 DEFAULT_SANDBOX_IMAGE = "registry.k8s.io/pause:3.6"  # containerd 1.6's default
@@ -62,26 +65,6 @@ class F:
     repeated: bool = False
 
 
-def _varint(value: int) -> bytes:
-    if value < 0:
-        value += 1 << 64  # int32/int64: two's complement in ten bytes
-    out = bytearray()
-    while True:
-        b = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _key(number: int, wire: int) -> bytes:
-    return _varint(number << 3 | wire)
-
-
-def _delimited(number: int, payload: bytes) -> bytes:
-    return _key(number, 2) + _varint(len(payload)) + payload
 
 
 def _encode_one(f: F, value: Any) -> bytes:

@@ -8,6 +8,8 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
+from .protobuf import delimited
+
 if TYPE_CHECKING:
     from .api import Api
 
@@ -60,25 +62,9 @@ def openapi_v3(api: Api, path: str) -> dict[str, Any] | None:
     return None
 
 
-def _pb_field(num: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field (wire type 2)."""
-    key = (num << 3) | 2
-    out = bytearray([key])
-    n = len(payload)
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            break
-    return bytes(out) + payload
-
-
 def openapi_v2_protobuf(version: str) -> bytes:
     """A minimal gnostic openapi_v2.Document (swagger, info, empty paths and definitions), the
     protobuf kubectl asks /openapi/v2 for. With no definitions, client-side validation has no
     schema to check and accepts the object, as kubectl does for kinds absent from the spec."""
-    info = _pb_field(1, b"Kubernetes") + _pb_field(2, version.encode())
-    return _pb_field(1, b"2.0") + _pb_field(2, info) + _pb_field(8, b"")
+    info = delimited(1, b"Kubernetes") + delimited(2, version.encode())
+    return delimited(1, b"2.0") + delimited(2, info) + delimited(8, b"")

@@ -132,3 +132,27 @@ def _access_review(obj: dict[str, Any], raw: bytes) -> dict[str, Any]:
                     spec.setdefault("groups", []).append(v2.decode())
     obj["spec"] = spec
     return obj
+
+
+# ---- encoding ----
+def encode_varint(value: int) -> bytes:
+    if value < 0:
+        value += 1 << 64  # int32/int64: two's complement in ten bytes
+    out = bytearray()
+    while True:
+        b = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def key(number: int, wire: int) -> bytes:
+    return encode_varint(number << 3 | wire)
+
+
+def delimited(number: int, payload: bytes) -> bytes:
+    """A length-delimited field (wire type 2)."""
+    return key(number, 2) + encode_varint(len(payload)) + payload
