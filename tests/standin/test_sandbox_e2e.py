@@ -90,8 +90,14 @@ sysctl -w net.ipv4.ip_forward=1 >/dev/null
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq apt-transport-https ca-certificates curl gpg containerd >/dev/null
+# containerd as kubeadm's guide configures it (the systemd cgroup driver), plus what runc needs on this host: no
+# process here may lower an OOM score.
+mkdir -p /etc/containerd
+containerd config default | sed -e 's/SystemdCgroup = false/SystemdCgroup = true/' \
+  -e 's/restrict_oom_score_adj = false/restrict_oom_score_adj = true/' > /etc/containerd/config.toml
+systemctl restart containerd
 mkdir -p -m 755 /etc/apt/keyrings
-curl -fsSL '{url}Release.key' | gpg --dearmor -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg
+curl -fsSL '{url}Release.key' | gpg --batch --yes --dearmor -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg
 echo 'deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] {url} /' > /etc/apt/sources.list.d/kubernetes.list
 apt-get update -qq
 apt-get install -y -qq kubelet kubeadm kubectl >/dev/null
@@ -124,6 +130,12 @@ def test_three_ready_nodes_from_plain_apt_kubeadm_and_a_cni_manifest(sandbox: di
         time.sleep(3)
     assert status.count(" Ready ") == 3, status
     ssh(first, f"{kubectl} wait --for=condition=Ready nodes --all --timeout=60s")
+    # a pod on each node: the bridge plugin gives it an address of the node's range, on cni0
+    image = ssh(first, "sed -n 's/^ *sandbox_image = \"\\(.*\\)\"/\\1/p' /etc/containerd/config.toml").stdout.strip()
+    pods = "\n---\n".join(f"apiVersion: v1\nkind: Pod\nmetadata:\n  name: e2e-{n}\nspec:\n  nodeName: {n}\n"
+                          f"  containers:\n  - name: pause\n    image: {image}\n" for n in names)
+    ssh(first, f"cat > /root/pods.yml <<'EOF'\n{pods}\nEOF\n{kubectl} apply -f /root/pods.yml")
+    ssh(first, f"{kubectl} wait --for=condition=Ready pods --all --timeout=120s")
     for n in names:
-        assert ssh(n, "ip -4 -o addr show dev cni0").stdout.count("10.244.") == 1
+        assert ssh(n, "ip -4 -o addr show dev cni0").stdout.count(" inet 10.244.") == 1
         assert "vxlan" in ssh(n, "ip -d link show flannel.1").stdout
