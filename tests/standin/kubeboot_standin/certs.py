@@ -52,9 +52,11 @@ def _name(cn: str, orgs: list[str] | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
-def new_ca(cn: str = "kubernetes", years: int = 10) -> KeyPair:
+def new_ca(cn: str = "kubernetes", years: int = 10, *, validity: dt.timedelta | None = None) -> KeyPair:
+    """A self-signed CA valid for `validity` (caCertificateValidityPeriod), else `years` of 365 days."""
     key = new_key()
     now = _now()
+    validity = validity if validity is not None else dt.timedelta(days=365 * years)
     name = _name(cn)
     cert = (
         x509.CertificateBuilder()
@@ -63,7 +65,7 @@ def new_ca(cn: str = "kubernetes", years: int = 10) -> KeyPair:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=365 * years))
+        .not_valid_after(now + validity)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -96,8 +98,11 @@ def issue(
     ips: list[str] | None = None,
     public_key: Any = None,
     days: int = 365,
+    validity: dt.timedelta | None = None,
 ) -> KeyPair:
+    """A leaf signed by `ca`, valid for `validity` (certificateValidityPeriod), else `days`; never beyond the CA."""
     key = new_key() if public_key is None else None
+    validity = validity if validity is not None else dt.timedelta(days=days)
     pub = public_key if public_key is not None else key.public_key()  # type: ignore[union-attr]
     now = _now()
     usages = []
@@ -112,7 +117,7 @@ def issue(
         .public_key(pub)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(min(now + dt.timedelta(days=days), not_after(ca.cert)))
+        .not_valid_after(min(now + validity, not_after(ca.cert)))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -137,6 +142,31 @@ def issue(
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     cert = builder.sign(ca.key, hashes.SHA256())
     return KeyPair(key, cert)  # type: ignore[arg-type]
+
+
+def renew(ca: KeyPair, cert: x509.Certificate, validity: dt.timedelta) -> KeyPair:
+    """kubeadm's RenewUsingLocalCA: a new key and certificate with the old one's subject, SANs and usages."""
+    cn, orgs = subject_user(cert)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        dns = san.get_values_for_type(x509.DNSName)
+        ips = [str(i) for i in san.get_values_for_type(x509.IPAddress)]
+    except x509.ExtensionNotFound:
+        dns, ips = [], []
+    try:
+        eku = list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        eku = []
+    return issue(
+        ca,
+        cn,
+        orgs,
+        server=ExtendedKeyUsageOID.SERVER_AUTH in eku,
+        client=ExtendedKeyUsageOID.CLIENT_AUTH in eku,
+        dns=dns,
+        ips=ips,
+        validity=validity,
+    )
 
 
 def not_after(cert: x509.Certificate) -> dt.datetime:

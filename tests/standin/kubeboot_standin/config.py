@@ -6,6 +6,7 @@ fields as apimachinery's strict decoder does and wrong types as encoding/json do
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -325,6 +326,9 @@ class ClusterSettings:
     certificates_dir: str
     node_cidr_mask: int
     raw: dict[str, Any]
+    # certificateValidityPeriod / caCertificateValidityPeriod (kubeadm's defaults: 1 year, 10 years)
+    cert_validity: dt.timedelta = dt.timedelta(hours=8760)
+    ca_validity: dt.timedelta = dt.timedelta(hours=87600)
 
 
 def cluster_settings(doc: dict[str, Any] | None, default_version: str) -> ClusterSettings:
@@ -356,6 +360,8 @@ def cluster_settings(doc: dict[str, Any] | None, default_version: str) -> Cluste
         certificates_dir=_get(d, "certificatesDir", default="/etc/kubernetes/pki"),
         node_cidr_mask=int(cm_args.get("node-cidr-mask-size", cm_args.get("node-cidr-mask-size-ipv4", "24"))),
         raw=d,
+        cert_validity=dt.timedelta(seconds=parse_duration(str(_get(d, "certificateValidityPeriod", default="8760h")))),
+        ca_validity=dt.timedelta(seconds=parse_duration(str(_get(d, "caCertificateValidityPeriod", default="87600h")))),
     )
 
 

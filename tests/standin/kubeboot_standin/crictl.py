@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from . import cri, images, paths
+from . import cri, images, paths, tabwriter
 from .kubeadm.preflight import cri_answers
 
 DEFAULT = "unix:///run/containerd/containerd.sock"
@@ -88,9 +88,8 @@ def human_size(size: float) -> str:
 
 
 def table(rows: list[list[str]]) -> str:
-    """Go's tabwriter as crictl sets it up (minwidth 20, padding 3): every cell but a row's last is padded."""
-    widths = [max(20, max(len(r[c]) for r in rows) + 3) for c in range(len(rows[0]) - 1)]
-    return "".join("".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) + r[-1] + "\n" for r in rows)
+    """Go's tabwriter as crictl sets it up (minwidth 20, padding 3)."""
+    return tabwriter.table(rows, 20, 3)
 
 
 def by_ref(image: dict[str, Any]) -> tuple[int, str]:

@@ -12,6 +12,7 @@ import yaml
 from .. import certs, config, paths, tokens
 from .. import images as image_store
 from ..client import Client
+from . import renewal
 from .common import PhaseError, config_warnings
 from .files import certificate_key, images
 from .preflight import PreflightError
@@ -116,6 +117,12 @@ def parser() -> argparse.ArgumentParser:
         pp.add_argument("rest", nargs="*")
     certs_p = sub.add_parser("certs").add_subparsers(dest="sub", required=True)
     certs_p.add_parser("certificate-key")
+    ce = certs_p.add_parser("check-expiration")
+    renewal.add_flags(ce)
+    ce.add_argument("-o", "--output", "--experimental-output", default="text")
+    rn = certs_p.add_parser("renew")
+    rn.add_argument("name", choices=[*renewal.NAMES, "all"])
+    renewal.add_flags(rn)
     tok = sub.add_parser("token").add_subparsers(dest="sub", required=True)
     for name in ("create", "list", "delete", "generate"):
         t = tok.add_parser(name)
@@ -317,6 +324,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "config" and args.sub == "print":
             kind = "InitConfiguration" if args.sub2 == "init-defaults" else "JoinConfiguration"
             print(f"apiVersion: kubeadm.k8s.io/v1beta4\nkind: {kind}\n")
+        elif args.cmd == "certs" and args.sub == "check-expiration":
+            renewal.check_expiration(args)
+        elif args.cmd == "certs" and args.sub == "renew":
+            renewal.renew(args)
         elif args.cmd == "certs":
             print(certificate_key())
         elif args.cmd == "token":

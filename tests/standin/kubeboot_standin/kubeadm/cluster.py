@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -36,6 +37,16 @@ def ensure_cluster_admins(c: Client) -> None:
         f"{RBAC}/clusterrolebindings",
         _crb("kubeadm:cluster-admins", "cluster-admin", [_group("kubeadm:cluster-admins")]),
     )
+
+
+def fetch_cluster_configuration(c: Client, prefix: str, printer: Callable[[str], None] = say) -> dict[str, Any]:
+    """The ClusterConfiguration of the kubeadm-config ConfigMap, as kubeadm's FetchInitConfigurationFromCluster
+    announces it under the command's prefix ([preflight], [check-expiration], [renew]...) through its printer
+    (silent for structured output)."""
+    printer(f'[{prefix}] Reading configuration from the "kubeadm-config" ConfigMap in namespace "kube-system"...')
+    printer(f"[{prefix}] Use 'kubeadm init phase upload-config kubeadm --config your-config-file' to re-upload it.")
+    cm = c.get(f"{KS}/configmaps/kubeadm-config")
+    return yaml.safe_load(cm["data"]["ClusterConfiguration"]) or {}
 
 
 def upload_config(c: Client, cs: ClusterSettings, kubelet_cfg: dict[str, Any]) -> None:

@@ -84,7 +84,7 @@ def write_certs(cs: ClusterSettings, node: str, address: str) -> None:
             say(f"[certs] Using existing {name} certificate authority")
             return certs.load_pair(pki, name)
         say(f'[certs] Generating "{name}" certificate and key')
-        pair = certs.new_ca(cn)
+        pair = certs.new_ca(cn, validity=cs.ca_validity)
         certs.write_pair(pki, name, pair)
         return pair
 
@@ -93,7 +93,7 @@ def write_certs(cs: ClusterSettings, node: str, address: str) -> None:
             say(f"[certs] Using existing {name} certificate and key on disk")
             return
         say(f'[certs] Generating "{name}" certificate and key')
-        certs.write_pair(pki, name, certs.issue(issuer, cn, orgs, **kw))
+        certs.write_pair(pki, name, certs.issue(issuer, cn, orgs, validity=cs.cert_validity, **kw))
 
     root_ca = ca("ca", "kubernetes")
     dns = [
@@ -161,7 +161,7 @@ def write_kubeconfigs(cs: ClusterSettings, node: str, address: str, port: int, n
             continue
         user, orgs, server = specs[name]
         say(f'[kubeconfig] Writing "{name}" kubeconfig file')
-        pair = certs.issue(ca, user, orgs, client=True)
+        pair = certs.issue(ca, user, orgs, client=True, validity=cs.cert_validity)
         certs.write_kubeconfig(
             path,
             certs.kubeconfig(

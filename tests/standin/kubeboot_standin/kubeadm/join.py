@@ -160,16 +160,14 @@ def _load_all(pem: bytes) -> list[x509.Certificate]:
 
 def read_cluster_config(d: JoinData) -> None:
     c = d.token_client()
-    say('[preflight] Reading configuration from the "kubeadm-config" ConfigMap in namespace "kube-system"...')
-    say("[preflight] Use 'kubeadm init phase upload-config kubeadm --config your-config-file' to re-upload it.")
     try:
-        cm = c.get("/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
+        cdoc = cluster.fetch_cluster_configuration(c, "preflight")
         kcm = c.get("/api/v1/namespaces/kube-system/configmaps/kubelet-config")
     except ApiError as exc:
         if exc.code == 401:
             raise RuntimeError("unable to fetch the kubeadm-config ConfigMap: Unauthorized") from None
         raise RuntimeError(f"unable to fetch the kubeadm-config ConfigMap: {exc}") from None
-    d.cs = config.cluster_settings(yaml.safe_load(cm["data"]["ClusterConfiguration"]), paths.VERSION)
+    d.cs = config.cluster_settings(cdoc, paths.VERSION)
     d.kubelet_cfg = yaml.safe_load(kcm["data"]["kubelet"])
     existing = c.get_or_none(f"/api/v1/nodes/{d.node}") if not d.control_plane else None
     if existing:
