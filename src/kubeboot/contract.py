@@ -33,7 +33,7 @@ PREFIXES = ("kube_", "flannel_", "calico_", "nfs_", "containerd_", "public_nic_"
 
 SUPPORTED_MINORS = ("1.31", "1.32", "1.33", "1.34")
 
-Kind = Literal["str", "int", "bool", "enum", "list", "dict"]
+Kind = Literal["str", "int", "bool", "enum", "list", "dict", "duration"]
 # cluster: one value on every cluster node (group_vars/all); node: a cluster-wide default that may differ per node
 # (a mirror per site); host: set per host or group.
 Scope = Literal["cluster", "node", "host"]
@@ -95,6 +95,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("kube_image_repository", "str", "registry.k8s.io",
             "Where the control-plane images come from: registry.k8s.io or a mirror of it (host[:port][/path], "
             "no scheme)."),
+    Setting("kube_certificate_validity", "duration", "",
+            "How long the certificates kubeadm issues are valid (kubeadm certificateValidityPeriod, a duration such "
+            "as 8760h). Empty: kubeadm's 8760h (one year). Applies to new certificates and to renewals.",
+            empty_ok=True),
+    Setting("kube_ca_certificate_validity", "duration", "",
+            "How long the certificate authorities kubeadm creates are valid (caCertificateValidityPeriod). Empty: "
+            "kubeadm's 87600h (ten years). Set before the first init; must exceed kube_certificate_validity.",
+            empty_ok=True),
+    Setting("kube_certificate_warn_days", "int", 30,
+            "Days before expiry from which `kubeboot status` marks a certificate and site.yml warns; playbooks/"
+            "certs.yml renews a control plane's certificates when any is this close to expiry.",
+            minimum=1, maximum=3650, type_message="must be a number of days between 1 and 3650"),
+    Setting("kube_certificate_auto_renew", "bool", False,
+            "Install a systemd timer on each control plane that renews its certificates monthly, as "
+            "playbooks/certs.yml does."),
     Setting("kube_node_cidr_mask_size", "int", "",
             "Prefix length of the pod range each node gets (the controller manager's --node-cidr-mask-size, "
             "flannel's SubnetLen). Empty: flannel_subnet_len when that is set, else 24 (IPv4) or 64 (IPv6).",
@@ -258,6 +273,17 @@ def as_int(value: Any) -> int | None:
     return None
 
 
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_seconds(value: Any) -> float | None:
+    """A Go duration (kubeadm's v1.Duration: 8760h, 2h30m, 90s) in seconds; None when it is not one."""
+    if not isinstance(value, str) or not value or _DURATION_PART.sub("", value):
+        return None
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(value))
+
+
 def type_problem(item: Setting, value: Any) -> str | None:
     """What is wrong with a value for its setting's kind, choices and range (None: nothing)."""
     if item.empty_ok and value in ("", None):
@@ -280,6 +306,11 @@ def type_problem(item: Setting, value: Any) -> str | None:
         return None
     if item.kind == "str":
         return None if isinstance(value, str) else (item.type_message or "must be a string")
+    if item.kind == "duration":
+        seconds = duration_seconds(value)
+        if seconds is None or seconds <= 0:
+            return item.type_message or "must be a positive duration such as 8760h, 720h or 2h30m"
+        return None
     if item.kind == "list":
         return None if isinstance(value, list) else (item.type_message or "must be a list")
     if item.kind == "dict":

@@ -94,6 +94,16 @@ def test_kubeadm_init_config_decodes_strictly(version: str, proxy_mode: str) -> 
         assert settings.pod_subnet == "10.32.0.0/16"
 
 
+def test_kubeadm_init_config_carries_the_certificate_validity_only_when_set() -> None:
+    cluster = strict_decode(render("kubeadm_init", "kubeadm-config.yaml.j2", kubeadm_init_vars(
+        kubeadm_init_certificate_validity="2h", kubeadm_init_ca_certificate_validity="48h"))
+    ).docs["ClusterConfiguration"]
+    assert (cluster["certificateValidityPeriod"], cluster["caCertificateValidityPeriod"]) == ("2h", "48h")
+    cluster = strict_decode(render("kubeadm_init", "kubeadm-config.yaml.j2", kubeadm_init_vars())).docs[
+        "ClusterConfiguration"]
+    assert "certificateValidityPeriod" not in cluster and "caCertificateValidityPeriod" not in cluster
+
+
 @pytest.mark.parametrize("control_plane", [False, True])
 def test_kubeadm_join_config_decodes_strictly(control_plane: bool) -> None:
     values = yaml.safe_load((REPO / "roles/kubeadm_join/defaults/main.yml").read_text())

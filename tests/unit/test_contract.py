@@ -104,7 +104,7 @@ def test_known_names_are_the_contract() -> None:
 
 # ---------------------------------------------------------------- one test per rule of the schema
 
-TYPED = [s for s in contract.SETTINGS if s.scope != "host" and s.kind in ("enum", "bool", "int")]
+TYPED = [s for s in contract.SETTINGS if s.scope != "host" and s.kind in ("enum", "bool", "int", "duration")]
 
 
 @pytest.mark.parametrize("item", TYPED, ids=[s.name for s in TYPED])
@@ -174,6 +174,8 @@ def _other_value(item: contract.Setting) -> Any:
         return ["x"]
     if item.kind == "dict":
         return {"docker.io": ["https://mirror.example.org"]}
+    if item.kind == "duration":
+        return "720h"
     return "other.example.org"
 
 
@@ -269,3 +271,23 @@ def test_node_facts_take_the_default_where_a_host_lacks_a_setting() -> None:
     assert facts["cluster"]["endpoint"] == "192.0.2.10:8443"
     assert facts["cluster"]["public_nic_name"] == "eth0"
     assert facts["node"]["public_nic"] == ""
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("8760h", 8760 * 3600.0), ("2h30m", 9000.0), ("90s", 90.0), ("1.5h", 5400.0), ("8760h0m0s", 8760 * 3600.0),
+    ("", None), ("1y", None), ("h", None), ("10", None), ("2h junk", None), (720, None),
+])
+def test_durations_are_read_as_go_writes_them(text: Any, seconds: float | None) -> None:
+    assert contract.duration_seconds(text) == seconds
+
+
+def test_a_ca_must_outlive_the_certificates_it_signs() -> None:
+    assert checks.check_certificate_validity(settings(kube_certificate_validity="2h")) == []
+    assert checks.check_certificate_validity(settings(kube_certificate_validity="2h",
+                                                      kube_ca_certificate_validity="48h")) == []
+    found = checks.check_certificate_validity(settings(kube_ca_certificate_validity="720h"))
+    assert [(f.variable, f.value) for f in found] == [("kube_ca_certificate_validity", "720h")]
+    assert "longer than kube_certificate_validity (8760h)" in found[0].message
+    found = [f for f in checks.validate(three_nodes(kube_certificate_validity="0s")) if f.level == "error"]
+    assert [f.variable for f in found] == ["kube_certificate_validity"]
+    assert "positive duration" in found[0].message

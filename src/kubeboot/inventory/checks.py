@@ -74,17 +74,30 @@ def check_version(settings: dict[str, Any]) -> list[Finding]:
 
 
 def check_types(settings: dict[str, Any]) -> list[Finding]:
-    """The contract's type rules for every cluster-wide setting: enum values, booleans, integers and their range.
+    """The contract's type rules for every cluster-wide setting: enum values, booleans, integers and their range,
+    durations.
 
     Strings, lists and mappings have checks of their own below (syntax, members), which say more than a type."""
     found = []
     for item in contract.scoped("cluster", "node"):
-        if item.kind not in ("enum", "bool", "int") or item.name not in settings:
+        if item.kind not in ("enum", "bool", "int", "duration") or item.name not in settings:
             continue
         problem = contract.type_problem(item, settings[item.name])
         if problem:
             found.append(error(ALL, item.name, settings[item.name], problem))
     return found
+
+
+def check_certificate_validity(settings: dict[str, Any]) -> list[Finding]:
+    """A certificate authority outlives what it signs: kubeadm would cap every certificate at the CA's expiry."""
+    leaf = contract.duration_seconds(settings.get("kube_certificate_validity") or "8760h")
+    ca_value = settings.get("kube_ca_certificate_validity") or "87600h"
+    ca = contract.duration_seconds(ca_value)
+    if leaf is None or ca is None or ca > leaf:
+        return []
+    return [error(ALL, "kube_ca_certificate_validity", ca_value, "must be longer than kube_certificate_validity "
+                  f"({settings.get('kube_certificate_validity') or '8760h'}): the certificates it signs would expire "
+                  "with it")]
 
 
 def check_node_cidr_mask_alias(settings: dict[str, Any]) -> list[Finding]:
@@ -309,7 +322,8 @@ def check_public_nic_name(settings: dict[str, Any]) -> list[Finding]:
 def check_settings(settings: dict[str, Any], nodes: int) -> list[Finding]:
     """Every cluster-wide check on the settings alone."""
     checks: list[Callable[[dict[str, Any]], list[Finding]]] = [
-        check_version, check_types, check_node_cidr_mask_alias, check_cidrs, check_service_range_size, check_endpoint,
+        check_version, check_types, check_certificate_validity, check_node_cidr_mask_alias, check_cidrs,
+        check_service_range_size, check_endpoint,
         check_dns_domain, check_urls, check_public_nic_name, check_msms_settings, check_nfs_settings,
     ]
     found = [finding for check in checks for finding in check(settings)]
