@@ -7,7 +7,6 @@ import json
 import shutil
 import ssl
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from kubeboot_standin import certs
 from kubeboot_standin.kubeadm.renewal import short_human_duration
 from nodesim import Node
-from test_kubeadm_flow import init_config
+from test_kubeadm_flow import init_config, wait
 
 LEAVES = [
     ("admin.conf", "ca"),
@@ -376,15 +375,6 @@ def _served_serial(port: int) -> int | None:
     return x509.load_pem_x509_certificate(pem.encode()).serial_number
 
 
-def _wait(cond, timeout: float = 60):  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.3)
-    raise AssertionError("condition not met in time")
-
-
 def test_renew_all_capped_at_the_ca_and_apiserver_restart(plane: Plane) -> None:
     ca_serials = {n: cert_of(plane.etc, n).serial_number for n in ("ca", "etcd-ca", "front-proxy-ca")}
     cfg = plane.node.root.parent / "long.yaml"
@@ -401,10 +391,10 @@ def test_renew_all_capped_at_the_ca_and_apiserver_restart(plane: Plane) -> None:
     manifest = plane.etc / "manifests/kube-apiserver.yaml"
     aside = plane.node.root / "kube-apiserver.yaml"
     shutil.move(manifest, aside)
-    _wait(lambda: _served_serial(plane.port) is None)
+    wait(lambda: _served_serial(plane.port) is None)
     shutil.move(aside, manifest)
     new_serial = cert_of(plane.etc, "apiserver").serial_number
-    _wait(lambda: _served_serial(plane.port) == new_serial)
+    wait(lambda: _served_serial(plane.port) == new_serial)
     kubectl = [str(KUBECTL), "--kubeconfig", str(plane.etc / "admin.conf"), "get", "nodes", "-o", "name"]
-    _wait(lambda: subprocess.run(kubectl, capture_output=True, text=True, check=False).returncode == 0)
+    wait(lambda: subprocess.run(kubectl, capture_output=True, text=True, check=False).returncode == 0)
     assert "node/cp1" in subprocess.run(kubectl, capture_output=True, text=True, check=True).stdout

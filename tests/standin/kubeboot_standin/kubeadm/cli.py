@@ -119,7 +119,7 @@ def parser() -> argparse.ArgumentParser:
     certs_p.add_parser("certificate-key")
     ce = certs_p.add_parser("check-expiration")
     renewal.add_flags(ce)
-    ce.add_argument("-o", "--output", "--experimental-output", default="text")
+    ce.add_argument("-o", "--output", default="text")
     rn = certs_p.add_parser("renew")
     rn.add_argument("name", choices=[*renewal.NAMES, "all"])
     renewal.add_flags(rn)
