@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from kubeboot_standin import certs
 from kubeboot_standin.kubeadm.renewal import short_human_duration
 from nodesim import Node
-from test_kubeadm_flow import init_config, wait
+from test_kubeadm_flow import cluster_base, init_config, wait
 
 LEAVES = [
     ("admin.conf", "ca"),
@@ -304,10 +304,7 @@ class Plane:
 
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
-    if not KUBECTL.exists():
-        pytest.skip(f"the real kubectl 1.33 is not installed at {KUBECTL}")
-    base = tmp_path_factory.mktemp("standin-certs")
-    port = free_port()
+    base, port = cluster_base(tmp_path_factory, "standin-certs")
     cp = Node(base, "cp1")
     try:
         cp.start_kubelet_service()

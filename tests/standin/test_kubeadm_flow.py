@@ -86,12 +86,16 @@ class Env:
         )
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+def cluster_base(factory: pytest.TempPathFactory, name: str) -> tuple[Path, int]:
+    """A module's directory of node roots and the API server's port (skipping without the real kubectl)."""
     if not KUBECTL.exists():
         pytest.skip(f"the real kubectl 1.33 is not installed at {KUBECTL}")
-    base = tmp_path_factory.mktemp("standin-cluster")
-    port = free_port()
+    return factory.mktemp(name), free_port()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    base, port = cluster_base(tmp_path_factory, "standin-cluster")
     nodes: list[Node] = []
     try:
         cp = Node(base, "cp1")
