@@ -99,6 +99,14 @@ def test_the_monthly_timer_comes_and_goes_with_the_setting(box: Sandbox) -> None
     assert_unchanged(box.playbook("playbooks/certs.yml").stdout, {"cp1"})
 
 
+@pytest.mark.usefixtures("short_lived")
+def test_a_forced_renewal_prints_no_key_even_at_vvv(box: Sandbox) -> None:
+    run = box.playbook("playbooks/certs.yml", "-vvv", "-e", "certs_force=true")
+    assert recap(run.stdout)["cp1"]["changed"] > 0
+    for secret in ("PRIVATE KEY", "client-key-data", "client-certificate-data"):
+        assert secret not in run.stdout, secret
+
+
 def test_bad_validity_is_refused_before_anything_changes(box: Sandbox) -> None:
     write_vars(box, kube_certificate_validity="1y")
     run = box.playbook("playbooks/certs.yml", check=False)
