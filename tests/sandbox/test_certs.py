@@ -65,7 +65,7 @@ def test_certs_renews_everything_keeps_the_api_and_refreshes_the_kubeconfig(box:
     run = box.playbook("playbooks/certs.yml")
     counts = recap(run.stdout)
     assert counts["cp1"]["changed"] > 0 and counts["cp1"]["failed"] == 0, run.stdout[-3000:]
-    assert "worker1" not in counts
+    assert counts["worker1"]["changed"] == 0  # the workers only give their facts
     report = expiration(box)
     assert all(c["days_left"] > 360 for c in report["certificates"] if not c["missing"]), report["certificates"]
     assert certs.due(report, 30) == []
