@@ -18,8 +18,9 @@ From Python (the sandbox integration): `ensure_built(cache_dir) -> Path` returns
 `describe(web_root) -> dict` tells where the pieces are (see README.md beside this file).
 
 Host needs (Debian packages): dpkg-dev (dpkg-scanpackages), gpg, python3, apt (apt-get download of
-containernetworking-plugins for kubernetes-cni), gcc and libc6-dev (the static pause binary of the pause image the
-kubelet zipapp carries, pause/) and the real kubectl 1.33 (google-cloud-cli's kubectl).
+containernetworking-plugins for kubernetes-cni and of etcd-server for the etcd the kubelet runs), gcc and libc6-dev
+(the static pause binary of the pause image the kubelet zipapp carries, pause/) and the real kubectl 1.33
+(google-cloud-cli's kubectl).
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ PY_DEPS = "python3 (>= 3.11), python3-cryptography, python3-yaml"
 GRPC_DEPS = f"{PY_DEPS}, python3-grpcio"
 # Package data of the kubelet zipapp (read with pkgutil.get_data, which works from a zipapp).
 PAUSE_DATA = "kubeboot_standin/pause.tar"
+# The etcd the kubelet runs for the etcd static pod (the etcd image's content): Debian's etcd-server binary.
+ETCD_DATA = "kubeboot_standin/etcd"
 HOST_TOOLS = {"dpkg-deb": "dpkg", "dpkg-scanpackages": "dpkg-dev", "gpg": "gpg", "apt-get": "apt", "gcc": "gcc"}
 
 
@@ -168,21 +171,30 @@ def cni_plugins(cache: Path) -> Path:
 
 
 def _cni_plugins(cache: Path) -> Path:
-    extracted = cache / "cni-extract"
-    bindir = extracted / "usr/lib/cni"
-    if bindir.is_dir() and any(bindir.iterdir()):
-        return bindir
-    dl = cache / "cni-download"
+    return debian_files(cache, "containernetworking-plugins", "cni", "usr/lib/cni")
+
+
+def etcd_binary(cache: Path) -> Path:
+    """Debian's etcd (etcd-server), which the kubelet runs for kubeadm's etcd static pod (fetched, cached)."""
+    with locked(cache / ".lock"):
+        return debian_files(cache, "etcd-server", "etcd", "usr/bin/etcd")
+
+
+def debian_files(cache: Path, package: str, name: str, wanted: str) -> Path:
+    """A path inside a Debian package of the host's mirror, fetched with apt-get download and unpacked once."""
+    extracted = cache / f"{name}-extract"
+    path = extracted / wanted
+    if path.is_file() or (path.is_dir() and any(path.iterdir())):
+        return path
+    dl = cache / f"{name}-download"
     dl.mkdir(parents=True, exist_ok=True)
-    cp = subprocess.run(
-        ["apt-get", "download", "containernetworking-plugins"], cwd=dl, capture_output=True, text=True, check=False
-    )
-    debs = sorted(dl.glob("containernetworking-plugins_*.deb"))
+    cp = subprocess.run(["apt-get", "download", package], cwd=dl, capture_output=True, text=True, check=False)
+    debs = sorted(dl.glob(f"{package}_*.deb"))
     if not debs:
-        fail(f"could not download containernetworking-plugins (apt-get update first?): {cp.stderr.strip()}")
+        fail(f"could not download {package} (apt-get update first?): {cp.stderr.strip()}")
     shutil.rmtree(extracted, ignore_errors=True)
     subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(extracted)], check=True)
-    return bindir
+    return path
 
 
 def gpg_sign(repo: Path, work: Path) -> None:
@@ -252,7 +264,9 @@ def build(out: Path, cache: Path, kubectl: Path) -> None:
         bins.mkdir()
         pause_tar = pause_image(work / "pause.tar")
         make_zipapp(bins / "kubeadm", "kubeboot_standin.kubeadm.cli", "main")
-        make_zipapp(bins / "kubelet", "kubeboot_standin.kubelet", "main", {PAUSE_DATA: pause_tar})
+        make_zipapp(
+            bins / "kubelet", "kubeboot_standin.kubelet", "main", {PAUSE_DATA: pause_tar, ETCD_DATA: etcd_binary(cache)}
+        )
         make_zipapp(bins / "crictl", "kubeboot_standin.crictl", "main")
         shutil.copy(kubectl, bins / "kubectl")
         new = out.with_name(out.name + ".new")

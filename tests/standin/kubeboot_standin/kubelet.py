@@ -1,7 +1,8 @@
 """kubelet stand-in: runs under the kubelet systemd unit with the real flags.
 
 It exits (and systemd restarts it) until /var/lib/kubelet/config.yaml exists, serves /healthz,
-runs the API server of the static pod manifests as its own process, performs the TLS bootstrap
+runs the API server of the static pod manifests as its own process and the etcd of the etcd
+static pod as a real etcd (Debian's, carried by the package), performs the TLS bootstrap
 with the bootstrap token, registers its Node with the labels and taints from its flags, reports
 Ready only when a CNI configuration exists and containerd answers, and runs every pod it is given
 (static pods, pods bound to its node) as a real pod sandbox through containerd's CRI (pods.py).
@@ -15,6 +16,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import os
+import pkgutil
 import platform
 import signal
 import subprocess
@@ -34,7 +36,8 @@ from . import certs, cni, netfilter, paths, pods
 from .client import ApiError, Client
 from .kubeadm.preflight import cri_answers, swap_on
 
-STATIC_RUNNABLE = {"kube-apiserver"}
+STATIC_RUNNABLE = {"kube-apiserver", "etcd"}
+ETCD_LOG = "/var/log/kubeboot-standin/etcd.log"
 
 
 def log(msg: str) -> None:
@@ -85,7 +88,25 @@ class StaticPods:
         self.procs: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
         self.manifests: list[tuple[str, dict[str, Any]]] = []
 
-    def _command(self, name: str, args: list[str]) -> list[str]:
+    @staticmethod
+    def runs(name: str) -> bool:
+        if name == "etcd":  # a real etcd on a node; none where the tests simulate a node on the host
+            return not paths.simulated()
+        return name in STATIC_RUNNABLE
+
+    @staticmethod
+    def _start(name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
+        if name != "etcd":
+            return subprocess.Popen(StaticPods._command(name, cmd[1:]))
+        ensure_etcd()
+        logfile = paths.host(ETCD_LOG)
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        with logfile.open("ab") as out:
+            return subprocess.Popen([str(paths.host(paths.ETCD_BIN)), *cmd[1:]], stdout=out, stderr=out,
+                                    stdin=subprocess.DEVNULL)
+
+    @staticmethod
+    def _command(name: str, args: list[str]) -> list[str]:
         main = sys.modules["__main__"]
         if getattr(main, "__loader__", None) is not None and type(main.__loader__).__name__ == "zipimporter":
             return [sys.executable, sys.argv[0], f"--standin-run={name}", *args]
@@ -104,7 +125,7 @@ class StaticPods:
                 continue
             seen.append(name)
             self.manifests.append((text, pod))
-            if name not in STATIC_RUNNABLE:
+            if not self.runs(name):
                 continue
             digest = hashlib.sha256(text.encode()).hexdigest()
             cur = self.procs.get(name)
@@ -113,7 +134,7 @@ class StaticPods:
             if cur:
                 self._stop(cur[1])
             log(f'"Starting static pod" pod="kube-system/{name}"')
-            self.procs[name] = (digest, subprocess.Popen(self._command(name, cmd[1:])))
+            self.procs[name] = (digest, self._start(name, cmd))
         for name in [n for n in self.procs if n not in seen]:
             log(f'"Killing static pod" pod="kube-system/{name}"')
             self._stop(self.procs.pop(name)[1])
@@ -132,6 +153,21 @@ class StaticPods:
         for _, p in self.procs.values():
             self._stop(p)
         self.procs.clear()
+
+
+def ensure_etcd() -> None:
+    """Put the etcd binary this zipapp carries (the etcd image's content) where the etcd static pod runs it."""
+    target = paths.host(paths.ETCD_BIN)
+    data = pkgutil.get_data(__package__ or "kubeboot_standin", "etcd")
+    if not data:
+        raise FileNotFoundError("kubeboot_standin/etcd is not packaged here (it is in the kubelet zipapp)")
+    if target.exists() and target.stat().st_size == len(data):
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".new")
+    tmp.write_bytes(data)
+    tmp.chmod(0o755)
+    os.replace(tmp, target)
 
 
 def serve_healthz(address: str, port: int) -> ThreadingHTTPServer:

@@ -18,6 +18,11 @@ def root() -> Path:
     return Path(os.environ.get("KUBEBOOT_STANDIN_ROOT", "/"))
 
 
+def simulated() -> bool:
+    """Whether the tests simulate a node on the host (no etcd, no containerd)."""
+    return str(root()) != "/"
+
+
 def host(path: str | os.PathLike[str]) -> Path:
     """Map an absolute node path (e.g. /etc/kubernetes/admin.conf) into the root."""
     p = str(path)
@@ -38,6 +43,9 @@ KUBELET_DIR = "/var/lib/kubelet"
 KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
 KUBEADM_FLAGS = "/var/lib/kubelet/kubeadm-flags.env"
 ETCD_DIR = "/var/lib/etcd"
+# Where the stand-in's kubelet puts the etcd it runs for the etcd static pod (Debian's etcd-server binary, carried
+# in the kubelet zipapp as the etcd image's content).
+ETCD_BIN = "/usr/lib/kubeboot-standin/bin/etcd"
 CNI_CONF_DIR = "/etc/cni/net.d"
 CONTAINERD_SOCK = "/var/run/containerd/containerd.sock"
 

@@ -86,8 +86,9 @@ def manifest_flags(path: Path) -> dict[str, str]:
 
 
 class Controllers:
-    def __init__(self, api: Api, controller_manifest: Path) -> None:
+    def __init__(self, api: Api, controller_manifest: Path, identity: str = "") -> None:
         self.api = api
+        self.identity = identity or "kube-apiserver"
         self.manifest = controller_manifest
         api.hooks.append(self.hook)
 
@@ -251,6 +252,8 @@ class Controllers:
     def _loop(self) -> None:
         while True:
             time.sleep(2)
+            if not self.api.store.lead(self.identity):
+                continue
             try:
                 self.sync_daemonsets()
             except (KeyError, TypeError, ValueError) as exc:  # a malformed object must not stop the loop

@@ -9,11 +9,12 @@ import time
 from pathlib import Path
 
 from .. import faults, paths
+from ..etcd import Etcd
 from .api import Api
 from .authz import default_objects
 from .controllers import Controllers
 from .server import Server, ssl_context
-from .store import Store
+from .store import EtcdStore, Store
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -24,6 +25,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--client-ca-file", default="/etc/kubernetes/pki/ca.crt")
     p.add_argument("--tls-cert-file", default="/etc/kubernetes/pki/apiserver.crt")
     p.add_argument("--tls-private-key-file", default="/etc/kubernetes/pki/apiserver.key")
+    p.add_argument("--etcd-servers", default="")
+    p.add_argument("--etcd-cafile", default="/etc/kubernetes/pki/etcd/ca.crt")
+    p.add_argument("--etcd-certfile", default="/etc/kubernetes/pki/apiserver-etcd-client.crt")
+    p.add_argument("--etcd-keyfile", default="/etc/kubernetes/pki/apiserver-etcd-client.key")
     p.add_argument("--standin-data-dir", default="/var/lib/etcd")
     p.add_argument("--standin-controller-manifest", default="/etc/kubernetes/manifests/kube-controller-manager.yaml")
     p.add_argument("-v", "--v", default="0")
@@ -33,11 +38,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
-    store = Store(paths.host(args.standin_data_dir) / "member" / "standin-store.json")
+    store = open_store(args)
     addr = f"{args.advertise_address or args.bind_address}:{args.secure_port}"
     api = Api(store, version_info(), addr)
     bootstrap(api)
-    ctl = Controllers(api, paths.host(args.standin_controller_manifest))
+    ctl = Controllers(api, paths.host(args.standin_controller_manifest), addr)
     ctl.start()
     ctx = ssl_context(
         str(paths.host(args.tls_cert_file)),
@@ -59,6 +64,20 @@ def main(argv: list[str] | None = None) -> int:
         server.server_close()
         print(f"fault injection: refusing connections for {down}s", flush=True)
         time.sleep(down)
+
+
+def open_store(args: argparse.Namespace) -> Store:
+    """The cluster's etcd on a node (the etcd static pod the kubelet runs); a file of its own where the tests
+    simulate a node on the host (KUBEBOOT_STANDIN_ROOT), which runs no etcd."""
+    if paths.simulated() or not args.etcd_servers:
+        return Store(paths.host(args.standin_data_dir) / "member" / "standin-store.json")
+    client = Etcd(
+        args.etcd_servers.split(","),
+        str(paths.host(args.etcd_cafile)),
+        str(paths.host(args.etcd_certfile)),
+        str(paths.host(args.etcd_keyfile)),
+    )
+    return EtcdStore(client)
 
 
 def version_info() -> dict[str, str]:

@@ -226,7 +226,16 @@ def _flags(base: dict[str, str], extra: list[dict[str, str]] | None) -> list[str
     return [f"--{k}={v}" for k, v in sorted(merged.items())]
 
 
-def write_manifests(cs: ClusterSettings, address: str, port: int, components: list[str]) -> None:
+def write_manifests(
+    cs: ClusterSettings,
+    address: str,
+    port: int,
+    components: list[str],
+    node: str = "",
+    etcd_initial_cluster: list[tuple[str, str]] | None = None,
+) -> None:
+    """The static pod manifests; etcd's names the node (its member name) and, on a joining control plane, the
+    cluster it joins (the members `member add` returned, this one included) with --initial-cluster-state=existing."""
     raw = cs.raw
     repo, v, pki = cs.image_repository, cs.kubernetes_version, cs.certificates_dir
     man = paths.host(paths.MANIFESTS)
@@ -320,12 +329,16 @@ def write_manifests(cs: ClusterSettings, address: str, port: int, components: li
         "client-cert-auth": "true",
         "data-dir": paths.ETCD_DIR,
         "initial-advertise-peer-urls": f"https://{address}:2380",
-        "initial-cluster": f"{address}=https://{address}:2380",
+        "experimental-initial-corrupt-check": "true",
+        "experimental-watch-progress-notify-interval": "5s",
+        "initial-cluster": ",".join(
+            f"{n}={u}" for n, u in (etcd_initial_cluster or [(node or address, f"https://{address}:2380")])
+        ),
         "key-file": f"{pki}/etcd/server.key",
         "listen-client-urls": f"https://127.0.0.1:2379,https://{address}:2379",
         "listen-metrics-urls": "http://127.0.0.1:2381",
         "listen-peer-urls": f"https://{address}:2380",
-        "name": address,
+        "name": node or address,
         "peer-cert-file": f"{pki}/etcd/peer.crt",
         "peer-client-cert-auth": "true",
         "peer-key-file": f"{pki}/etcd/peer.key",
@@ -333,6 +346,8 @@ def write_manifests(cs: ClusterSettings, address: str, port: int, components: li
         "snapshot-count": "10000",
         "trusted-ca-file": f"{pki}/etcd/ca.crt",
     }
+    if etcd_initial_cluster:
+        etcd["initial-cluster-state"] = "existing"
     pods["etcd"] = _pod(
         "etcd",
         etcd_image(cs),
@@ -340,7 +355,8 @@ def write_manifests(cs: ClusterSettings, address: str, port: int, components: li
         2381,
         "/livez",
         scheme="HTTP",
-        volumes=[("etcd-data", paths.ETCD_DIR, False)],
+        volumes=[("etcd-data", paths.ETCD_DIR, False), ("etcd-certs", f"{pki}/etcd", False)],
+        annotations={"kubeadm.kubernetes.io/etcd.advertise-client-urls": f"https://{address}:2379"},
     )
     for c in components:
         if c == "etcd":

@@ -233,7 +233,7 @@ def phases(d: InitData) -> list[tuple[str, Any]]:
         ("preflight", preflight),
         ("certs", lambda: files.write_certs(d.cs, d.node, d.address)),
         ("kubeconfig", kubeconfigs),
-        ("etcd/local", lambda: files.write_manifests(d.cs, d.address, d.port, ["etcd"])),
+        ("etcd/local", lambda: files.write_manifests(d.cs, d.address, d.port, ["etcd"], node=d.node)),
         (
             "control-plane",
             lambda: files.write_manifests(

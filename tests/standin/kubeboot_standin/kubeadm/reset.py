@@ -11,6 +11,7 @@ from functools import partial
 from pathlib import Path
 
 from .. import config, cri, paths
+from . import etcdmember
 from .common import klog_warning, run_phases, systemctl
 from .files import say
 from .preflight import cri_answers
@@ -103,6 +104,7 @@ def run(args: argparse.Namespace) -> None:
 
     def remove_etcd_member() -> None:
         if is_cp:
+            etcdmember.remove_local_member("/etc/kubernetes/pki")
             say("[reset] Deleted contents of the etcd data directory: /var/lib/etcd")
             _clean_dir(paths.host(paths.ETCD_DIR))
 
@@ -111,6 +113,8 @@ def run(args: argparse.Namespace) -> None:
         systemctl("stop", "kubelet")
         say('[reset] Unmounting mounted directories in "/var/lib/kubelet"')
         remove_containers(socket)
+        if is_cp:  # what the etcd the kubelet ran may have written after remove-etcd-member emptied it
+            _clean_dir(paths.host(paths.ETCD_DIR))
         dirs = list(DIRS)
         if args.cleanup_tmp_dir:
             dirs.append("/etc/kubernetes/tmp")
