@@ -413,11 +413,6 @@ def test_two_api_servers_see_each_others_writes(etcd: EtcdServer) -> None:
     assert raw.range_prefix(f"/registry/configmaps/{ns}/")[1] == []
 
 
-@pytest.mark.xfail(
-    reason="store.py: EtcdStore._follow drops a whole watch response whose header revision is one of its own writes, "
-    "the other servers' writes batched before it included",
-    strict=False,
-)
 def test_catch_up_after_own_write_keeps_foreign_writes(etcd: EtcdServer) -> None:
     """A watch response of several revisions (the catch-up when the watch starts or starts again) whose last write
     is this server's own must still bring in the other servers' writes before it."""

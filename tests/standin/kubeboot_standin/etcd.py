@@ -142,8 +142,11 @@ class Etcd:
     def members(self) -> list[Json]:
         return list(self.call("cluster/member/list", {}).get("members") or [])
 
-    def member_add(self, peer_urls: list[str]) -> Json:
-        return self.call("cluster/member/add", {"peerURLs": peer_urls})
+    def member_add(self, peer_urls: list[str], learner: bool = False) -> Json:
+        return self.call("cluster/member/add", {"peerURLs": peer_urls, "isLearner": learner})
+
+    def member_promote(self, member_id: str) -> None:
+        self.call("cluster/member/promote", {"ID": member_id})
 
     def member_remove(self, member_id: str) -> None:
         self.call("cluster/member/remove", {"ID": member_id})

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ..etcd import EtcdError, unb64
+from ..etcd import Etcd, EtcdError, unb64
 
 Key = tuple[str, str, str, str]  # group, plural, namespace, name
 Obj = dict[str, Any]
@@ -172,7 +172,7 @@ def key_of(etcd_name: str, obj: Obj) -> Key | None:
     return None
 
 
-LEADER_KEY = "/registry/kubeboot-standin/controller-leader"
+LEADER_KEY = "/kubeboot-standin/controller-leader"  # outside /registry/: not an object
 
 
 class EtcdStore(Store):
@@ -180,10 +180,11 @@ class EtcdStore(Store):
     /registry/..., resourceVersions are etcd's revisions, and a watch on /registry/ brings the writes of the other
     control planes' API servers into this one's cache and to its watchers."""
 
-    def __init__(self, client: Any, wait: float = 300.0) -> None:
+    def __init__(self, client: Etcd, wait: float = 300.0) -> None:
         super().__init__(None)
         self.etcd = client
         self.own: set[int] = set()
+        self.stopped = False
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -202,46 +203,59 @@ class EtcdStore(Store):
     def _load(self, kv: dict[str, Any]) -> tuple[Key, Obj] | None:
         try:
             obj = json.loads(unb64(kv.get("value")))
-        except ValueError:
+            key = key_of(unb64(kv["key"]).decode(), obj) if isinstance(obj, dict) else None
+        except ValueError:  # not JSON, not UTF-8
             return None
-        key = key_of(unb64(kv["key"]).decode(), obj) if isinstance(obj, dict) else None
-        if key is None:
+        if key is None or not isinstance(obj.get("metadata", {}), dict):
             return None
         obj.setdefault("metadata", {})["resourceVersion"] = str(kv["mod_revision"])
         self.objects[key] = obj
         return key, obj
 
     def _follow(self, start: int) -> None:
-        while True:
+        while not self.stopped:
             try:
                 for rev, events in self.etcd.watch("/registry/", start):
                     with self.lock:
-                        if rev in self.own:
-                            self.own.discard(rev)
-                        else:
-                            self.rv = max(self.rv, rev)
-                            self._apply(events)
+                        self._apply(events)
+                        self.rv = max(self.rv, rev)
                     start = rev + 1
+                    if self.stopped:
+                        return
             except EtcdError as exc:
-                print(f"W storage] etcd watch: {exc}; watching again from {start}", flush=True)
-                time.sleep(1)
+                if not self.stopped:
+                    print(f"W storage] etcd watch: {exc}; watching again from {start}", flush=True)
+                    time.sleep(1)
+
+    def close(self) -> None:
+        """Stop following etcd (the watch ends with its next event or error)."""
+        self.stopped = True
 
     def _apply(self, events: list[dict[str, Any]]) -> None:
+        """The other writers' events (this store's own writes are in its cache already), one by one."""
         for ev in events:
-            kv = ev.get("kv") or {}
-            if ev.get("type") == "DELETE":
+            try:
+                kv = ev.get("kv") or {}
+                rev = int(kv.get("mod_revision") or 0)
+                if rev in self.own:
+                    self.own.discard(rev)
+                    continue
+                self.rv = max(self.rv, rev)
                 name = unb64(kv.get("key")).decode()
-                gone = next((k for k in self.objects if etcd_key(k) == name), None)
-                if gone is not None:
-                    old = self.objects.pop(gone)
-                    old["metadata"]["resourceVersion"] = str(kv.get("mod_revision") or self.rv)
-                    self._emit("DELETED", gone[0], gone[1], old)
-                continue
-            existed = {k for k in self.objects}
-            loaded = self._load(kv)
-            if loaded:
-                key, obj = loaded
-                self._emit("MODIFIED" if key in existed else "ADDED", key[0], key[1], obj)
+                if ev.get("type") == "DELETE":
+                    gone = next((k for k in self.objects if etcd_key(k) == name), None)
+                    if gone is not None:
+                        old = self.objects.pop(gone)
+                        old["metadata"]["resourceVersion"] = str(rev or self.rv)
+                        self._emit("DELETED", gone[0], gone[1], old)
+                    continue
+                existed = {k for k in self.objects}
+                loaded = self._load(kv)
+                if loaded:
+                    key, obj = loaded
+                    self._emit("MODIFIED" if key in existed else "ADDED", key[0], key[1], obj)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:  # one bad value must not stop the cache
+                print(f"W storage] skipping an etcd event: {exc!r}", flush=True)
 
     def _write(self, key: Key, compare: list[dict[str, Any]], op: dict[str, Any]) -> int:
         ok, rev = self.etcd.txn(compare, [op])

@@ -41,12 +41,13 @@ def cluster_endpoints(admin: Client) -> list[str]:
 
 
 def add_member(etcd: Etcd, node: str, address: str) -> list[tuple[str, str]]:
-    """Add this node (its peer URL) unless it is a member already; the initial cluster its etcd starts with."""
+    """Add this node (its peer URL) as a learner, as kubeadm 1.33 does (EtcdLearnerMode), unless it is a member
+    already; the initial cluster its etcd starts with."""
     peer = f"https://{address}:2380"
     members = etcd.members()
     if not any(peer in (m.get("peerURLs") or []) for m in members):
-        say(f"[etcd] Adding etcd member: {peer}")
-        members = etcd.member_add([peer]).get("members") or []
+        members = etcd.member_add([peer], learner=True).get("members") or []
+        say("[etcd] Announced new etcd member joining to the existing etcd cluster")
     out = []
     for m in members:
         urls = m.get("peerURLs") or []
@@ -56,10 +57,23 @@ def add_member(etcd: Etcd, node: str, address: str) -> list[tuple[str, str]]:
     return out
 
 
-def wait_local(certificates_dir: str, timeout: float) -> None:
+def join_local(etcd: Etcd, certificates_dir: str, address: str, timeout: float) -> None:
+    """Wait for this node's etcd, then promote it from learner to voting member once it has caught up (etcd
+    refuses the promotion until then)."""
     say("[etcd] Waiting for the new etcd member to join the cluster. This can take up to 40s")
     local = client(certificates_dir, ["https://127.0.0.1:2379"])
     wait_for("the local etcd member", local.status, timeout)
+    peer = f"https://{address}:2380"
+
+    def promoted() -> bool:
+        mine = next((m for m in etcd.members() if peer in (m.get("peerURLs") or [])), None)
+        if mine is None:
+            raise EtcdError(f"{peer} is not a member")
+        if mine.get("isLearner"):
+            etcd.member_promote(str(mine["ID"]))
+        return True
+
+    wait_for("the promotion of the etcd learner", promoted, timeout)
 
 
 def manifest_flags() -> dict[str, str]:
@@ -87,9 +101,15 @@ def remove_local_member(certificates_dir: str) -> None:
         mine = next((m for m in members if peer in (m.get("peerURLs") or [])), None)
         if mine is None or len(members) < 2:
             return
-        local.member_remove(str(mine["ID"]))
+        # etcd refuses to remove a member while the cluster is not yet healthy without it (a member that joined
+        # within 5 s): retried, as kubeadm does.
+        def removed() -> bool:
+            local.member_remove(str(mine["ID"]))
+            return True
+
+        wait_for("the removal of the etcd member", removed, 30)
         say(f"[reset] Removed etcd member {flags.get('name', '')} ({peer}) from the etcd cluster")
-    except EtcdError as exc:
+    except (EtcdError, RuntimeError) as exc:
         klog_warning(
             f"[reset] Failed to remove etcd member: {exc}, please manually remove this etcd member using etcdctl"
         )

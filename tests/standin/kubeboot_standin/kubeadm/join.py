@@ -15,6 +15,7 @@ from cryptography import x509
 
 from .. import certs, config, paths, tokens
 from ..client import ApiError, Client
+from ..etcd import Etcd
 from . import cluster, etcdmember, files
 from .common import config_warnings, run_phases, start_kubelet, wait_for, wait_kubelet
 from .files import say
@@ -271,14 +272,15 @@ def phases(d: JoinData) -> list[tuple[str, Any]]:
 
     def cp_join_etcd() -> None:
         assert d.cs is not None
-        initial = None
+        initial: list[tuple[str, str]] | None = None
+        etcd: Etcd | None = None
         if etcdmember.enabled():
             admin = Client.from_kubeconfig(paths.host("/etc/kubernetes/admin.conf"), timeout=15)
             etcd = etcdmember.client(d.cs.certificates_dir, etcdmember.cluster_endpoints(admin))
             initial = etcdmember.add_member(etcd, d.node, d.address)
         files.write_manifests(d.cs, d.address, d.port, ["etcd"], node=d.node, etcd_initial_cluster=initial)
-        if initial:
-            etcdmember.wait_local(d.cs.certificates_dir, 120)
+        if etcd is not None:
+            etcdmember.join_local(etcd, d.cs.certificates_dir, d.address, 120)
 
     def cp_join_mark() -> None:
         c = Client.from_kubeconfig(paths.host("/etc/kubernetes/admin.conf"), timeout=15)
