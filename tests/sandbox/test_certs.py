@@ -1,15 +1,17 @@
 """Certificates on sandbox nodes running the stand-in (whose kubeadm issues, checks and renews them as kubeadm 1.33).
 
 pytestcerts (1 control plane + 1 worker), made with certificates valid for 2 hours (kube_certificate_validity), so
-nothing waits on a clock: site.yml warns about them; with the validity back to kubeadm's year, playbooks/certs.yml
-renews them all, restarts the control plane and keeps the API answering, and refreshes the fetched admin
-kubeconfig; a second run and check mode change nothing; kube_certificate_auto_renew installs the monthly timer and
-turning it off removes it.
+nothing waits on a clock: site.yml warns about them and `kubeboot status` marks them; with the validity back to
+kubeadm's year, playbooks/certs.yml renews them all, restarts the control plane and keeps the API answering, and
+refreshes the fetched admin kubeconfig; a second run and check mode change nothing; kube_certificate_auto_renew
+installs the monthly timer and turning it off removes it.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -55,6 +57,43 @@ def test_short_lived_certificates_are_reported_by_site(box: Sandbox, short_lived
     assert all(a["days_left"] > 3000 for a in report["authorities"]), report["authorities"]
     assert "WARNING: cp1:" in short_lived and "expire within 30 days" in short_lived
     assert "playbooks/certs.yml" in short_lived
+
+
+def status(box: Sandbox, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kubeboot", "status", "-i", str(box.inventory), *args],
+                          capture_output=True, text=True, check=False, timeout=120)
+
+
+@pytest.mark.usefixtures("short_lived")
+def test_status_marks_the_short_lived_certificates_of_each_node(box: Sandbox) -> None:
+    # Runs while the certificates are the 2-hour ones, before the renewal below.
+    run = status(box)
+    assert run.returncode == 3, run.stdout[-3000:] + run.stderr  # as for drift: a certificate to renew
+    assert "no drift: the cluster is as the inventory declares" in run.stdout
+    section = run.stdout.split("Certificates (whole days left; marked within kube_certificate_warn_days = 30 days "
+                               "of expiry):\n", 1)[1].split("\n\n", 1)[0]
+    nodes = [line.strip().split(" (")[0] for line in section.splitlines() if not line.startswith("    ")]
+    assert nodes == ["cp1", "worker1"], section
+    rows = {(node, line.split()[0]): line.split() for node, block in
+            zip(["cp1", "worker1"], section.split("\n  worker1 ")[:2], strict=True)
+            for line in block.splitlines() if line.startswith("    ") and "NAME" not in line}
+    leaves = [r for (node, _), r in rows.items() if node == "cp1" and r[1] in ("certificate", "kubeconfig")]
+    assert {r[0] for r in leaves} >= {"apiserver", "admin.conf", "etcd-server", "front-proxy-client"}, section
+    assert all(r[-2:] == ["0", "WARN"] for r in leaves if r[-1] != "missing"), section
+    assert all(r[-1] == "ok" for (node, _), r in rows.items() if r[1] == "authority"), section
+    assert rows["cp1", "kubelet-client-current.pem"][1] == "kubelet", section
+    assert rows["worker1", "kubelet-client-current.pem"][1] == "kubelet", section
+    warning = next(line for line in run.stdout.splitlines() if line.startswith("WARNING: cp1: "))
+    assert "apiserver (0 days left)" in warning, warning
+    assert warning.endswith(f"renew them with `ansible-playbook -i {box.inventory} playbooks/certs.yml`")
+
+    document = json.loads(status(box, "--json").stdout)
+    assert document["exit_code"] == 3 and document["certificate_warn_days"] == 30
+    found = {n["name"]: n["certificates"] for n in document["nodes"]}
+    assert found["cp1"]["read"] and found["cp1"]["control_plane"] and found["worker1"]["read"]
+    apiserver = next(i for i in found["cp1"]["items"] if i["name"] == "apiserver")
+    assert apiserver["state"] == "WARN" and 0 < apiserver["days_left"] < 2 / 24
+    assert [i["kind"] for i in found["worker1"]["items"]] == ["kubelet"]
 
 
 @pytest.mark.usefixtures("short_lived")

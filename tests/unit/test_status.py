@@ -4,6 +4,7 @@ inventory gives, and the whole command against an in-process SSH server (no root
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 import socket
 from pathlib import Path
@@ -18,6 +19,7 @@ from kubeboot.node_meta import RECORD_ANNOTATIONS, RECORD_LABELS, RECORD_TAINTS
 from kubeboot.status import remote, report
 from kubeboot.status.compare import ClusterObjects, Drift, compare, objects_from_json
 from tests.unit.test_discover_ssh import FakeSshd, _key_file, _known, _line
+from tests.unit.test_status_certs import certificate_sections, check_expiration, healthy, healthy_sections, kubelet_pem
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -335,19 +337,22 @@ def test_the_sample_inventory_against_bare_nodes_names_every_declared_label_and_
     assert by_node(status.all_drift, "worker1") == []
 
 
-def script_output(sections: dict[str, tuple[str, int, str]], preflight: str = "ok") -> str:
-    """What STATUS_SCRIPT prints: each query's stdout, exit status and last stderr lines."""
+def script_output(sections: dict[str, tuple[str, int, str]], preflight: str = "ok", certificates: str = "") -> str:
+    """What STATUS_SCRIPT prints: each query's stdout, exit status and last stderr lines, then the certificates."""
     out = f"motd line\n\n@@kubeboot preflight@@\n{preflight}\n"
     for name, (stdout, rc, err) in sections.items():
         out += f"\n@@kubeboot {name}@@\n{stdout}\n@@kubeboot {name}.rc@@\n{rc}\n\n@@kubeboot {name}.err@@\n{err}\n"
-    return out + "\n@@kubeboot end@@\n"
+    return out + certificates + "\n@@kubeboot end@@\n"
 
 
 NOT_FOUND = 'Error from server (NotFound): configmaps "kube-flannel-cfg" not found'
 NO_TYPE = 'error: the server doesn\'t have a resource type "installations"'
 
 
-def canned(nodes: list[dict[str, Any]]) -> str:
+def canned(nodes: list[dict[str, Any]], certificates: str | None = None) -> str:
+    """The status script's output; the certificates those of a control plane a year from expiry unless given."""
+    if certificates is None:
+        certificates = healthy_sections("cp1", True, dt.datetime.now(dt.UTC))
     return script_output({
         "nodes": (json.dumps(node_list(*nodes), indent=4), 0, ""),
         "daemonsets": (json.dumps(node_list(FLANNEL_DS, KUBE_PROXY_DS), indent=4), 0, ""),
@@ -356,7 +361,7 @@ def canned(nodes: list[dict[str, Any]]) -> str:
         "flannel-config-old": ("", 1, NOT_FOUND),
         "calico-installation": ("", 1, NO_TYPE),
         "calico-pools": ("", 1, NO_TYPE.replace("installations", "ippools")),
-    })
+    }, certificates=certificates)
 
 
 CONN = remote.connection("cp1", {"ansible_host": "10.213.17.11", "ansible_user": "root"}, known_hosts=None,
@@ -431,6 +436,8 @@ def write_inventory(tmp_path: Path, sshd: FakeSshd, port: int | None = None) -> 
                             "ansible_ssh_common_args": f"-o UserKnownHostsFile={known}"}
     cp1 = data["all"]["children"]["kube_control_plane"]["hosts"]["cp1"]
     cp1 |= {"ansible_host": "127.0.0.1", "ansible_port": port or sshd.port, "node_ip": "10.213.17.11"}
+    for index, worker in enumerate(data["all"]["children"]["kube_node"]["hosts"].values()):
+        worker |= {"ansible_host": "127.0.0.1", "ansible_port": sshd.port, "node_ip": f"10.213.17.{12 + index}"}
     path = tmp_path / "hosts.yml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -444,7 +451,9 @@ def test_the_command_through_ssh_exit_0_then_3_then_4(tmp_path: Path, sshd: Fake
     out = capsys.readouterr().out
     assert out.startswith(f"cluster read through cp1 (root@127.0.0.1:{sshd.port})")
     assert "no drift" in out
-    assert sshd.commands == ["sh -s"] and sshd.scripts == [remote.STATUS_SCRIPT]
+    # One connection per node: the status script on cp1, the certificates script on each worker.
+    assert sshd.commands == ["sh -s"] * 3
+    assert sshd.scripts == [remote.STATUS_SCRIPT, *[remote.certificates_script(False)] * 2]
     assert " get " in remote.STATUS_SCRIPT and not any(word in remote.STATUS_SCRIPT for word in
                                                        (" patch ", " label ", " taint ", " apply ", " delete "))
 
@@ -475,6 +484,92 @@ def test_an_unreachable_control_plane_exits_4_naming_host_and_fix(tmp_path: Path
     assert err.count("\n") == 0
     assert f"cannot read the cluster through cp1 (root@127.0.0.1:{port}): connection refused" in err
     assert "check ansible_port of cp1" in err
+
+
+class PerScriptSshd(FakeSshd):
+    """The fake server answering each script with its own output (the status script, or a node's certificates)."""
+
+    answers: dict[str, str]
+
+    def respond(self, channel: Any) -> None:
+        script = bytearray()
+        while chunk := channel.recv(65536):
+            script += chunk
+        self.scripts.append(script.decode())
+        channel.sendall(self.answers.get(script.decode(), "").encode())
+        channel.send_exit_status(0)
+        channel.close()
+
+
+def test_every_node_certificates_at_once_an_unreachable_control_plane_shown_not_fatal(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    now = dt.datetime.now(dt.UTC)
+    short = certificate_sections(expiration=check_expiration(now, dt.timedelta(hours=2)),
+                                 kubelet=kubelet_pem("cp1", now + dt.timedelta(hours=2)))
+    server = PerScriptSshd()
+    server.answers = {remote.STATUS_SCRIPT: canned([*converged_nodes(), node_json("cp3", index=5, control_plane=True),
+                                                    node_json("cp2", index=4, control_plane=True)], short),
+                      remote.certificates_script(True): healthy("cp3", True, now),
+                      remote.certificates_script(False): healthy("worker1", False, now)}
+    server.start()
+    try:
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        closed.close()
+        hosts = write_inventory(tmp_path, server)
+        data = yaml.safe_load(hosts.read_text())
+        data["all"]["children"]["kube_control_plane"]["hosts"] |= {
+            "cp2": {"ansible_host": "127.0.0.1", "ansible_port": port, "node_ip": "10.213.17.14"},
+            "cp3": {"ansible_host": "127.0.0.1", "ansible_port": server.port, "node_ip": "10.213.17.15"}}
+        hosts.write_text(yaml.safe_dump(data))
+
+        assert main(["status", "-i", str(hosts), "--timeout", "3"]) == 4
+        out = capsys.readouterr().out
+        assert sorted(server.scripts) == sorted([remote.STATUS_SCRIPT, remote.certificates_script(True),
+                                                 *[remote.certificates_script(False)] * 2])
+        section = out.split("Certificates (whole days left; marked within kube_certificate_warn_days = 30 days "
+                            "of expiry):\n", 1)[1].split("\n\n", 1)[0].splitlines()
+        heads = [line for line in section if not line.startswith("    ")]
+        assert heads == [f"  cp1 (root@127.0.0.1:{server.port}), control plane:",
+                         f"  cp2 (root@127.0.0.1:{port}), control plane: not read: connection refused by "
+                         f"127.0.0.1:{port} (is sshd running on that port?); check ansible_port of cp2 and that "
+                         "sshd runs there",
+                         f"  cp3 (root@127.0.0.1:{server.port}), control plane:",
+                         f"  worker1 (root@127.0.0.1:{server.port}), worker:",
+                         f"  worker2 (root@127.0.0.1:{server.port}), worker:"], out
+        rows = [line.split() for line in section if line.startswith("    ") and "NAME" not in line]
+        assert rows[1][:2] == ["apiserver", "certificate"] and rows[1][-2:] == ["0", "WARN"]
+        assert rows[14][0] == "kubelet-client-current.pem" and rows[14][-2:] == ["0", "WARN"]
+        assert rows[15][0] == "admin.conf" and rows[15][-1] == "ok" and int(rows[15][-2]) in (363, 364)
+        assert "no drift: the cluster is as the inventory declares" in out
+        warnings = [line for line in out.splitlines() if line.startswith("WARNING:")]
+        assert len(warnings) == 3, warnings
+        assert warnings[0].startswith("WARNING: cp1: 11 certificate(s) expire within 30 days: admin.conf (0 days "
+                                      "left), apiserver (0 days left), ")
+        assert warnings[0].endswith(f"; renew them with `ansible-playbook -i {hosts} playbooks/certs.yml`")
+        assert warnings[1].startswith("WARNING: cp1: the kubelet client certificate")
+        assert warnings[2].startswith(f"WARNING: cp2 (root@127.0.0.1:{port}): certificates not read: connection "
+                                      "refused")
+
+        assert main(["status", "-i", str(hosts), "--timeout", "3", "--json"]) == 4
+        document = json.loads(capsys.readouterr().out)
+        found = {n["name"]: n["certificates"] for n in document["nodes"]}
+        assert found["cp2"]["read"] is False and "connection refused" in found["cp2"]["errors"][0]
+        assert found["cp1"]["read"] is True and found["cp1"]["control_plane"] is True
+        assert {i["name"]: i["state"] for i in found["cp1"]["items"]}["apiserver"] == "WARN"
+        assert [i["name"] for i in found["worker1"]["items"]] == ["kubelet-client-current.pem"]
+        assert document["warnings"] == warnings and document["exit_code"] == 4
+
+        # Only the short-lived certificates: exit 3, as for drift.
+        data["all"]["children"]["kube_control_plane"]["hosts"].pop("cp2")
+        hosts.write_text(yaml.safe_dump(data))
+        server.answers[remote.STATUS_SCRIPT] = canned([*converged_nodes(),
+                                                       node_json("cp3", index=5, control_plane=True)], short)
+        assert main(["status", "-i", str(hosts)]) == 3
+        assert "no drift" in capsys.readouterr().out
+    finally:
+        server.stop()
 
 
 def test_an_unknown_host_key_is_refused_unless_accept_new(tmp_path: Path, sshd: FakeSshd,

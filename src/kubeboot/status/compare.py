@@ -18,6 +18,7 @@ from kubeboot import node_labels, node_meta
 from kubeboot.contract import CONTROL_PLANE, NFS_SERVER
 from kubeboot.derived import network, node_cidr_mask_size
 from kubeboot.inventory.model import Inventory
+from kubeboot.status.certificates import NodeCertificates
 
 CONTROL_PLANE_ROLE = "node-role.kubernetes.io/control-plane"
 ROLE_PREFIX = "node-role.kubernetes.io/"
@@ -131,6 +132,9 @@ class Status:
     pod_ranges: PodRanges
     nfs: list[NfsExport] | None  # None: no nfs_server host declares exports
     drift: list[Drift] = field(default_factory=list)  # cluster-wide drift; node drift lives in each node
+    certificates: list[NodeCertificates] = field(default_factory=list)  # control planes first, then the workers
+    certificate_warn_days: int = 30  # kube_certificate_warn_days
+    certificate_warnings: list[str] = field(default_factory=list)  # certificates.warnings(): one line each
 
     @property
     def all_drift(self) -> list[Drift]:

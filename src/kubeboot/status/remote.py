@@ -1,5 +1,7 @@
-"""Reading the cluster through the first control plane: the SSH connection the inventory gives for it and the one
-script that runs kubectl there with the admin kubeconfig (read-only: only `kubectl get`).
+"""Reading the cluster through the first control plane, and every node's certificates: the SSH connection the
+inventory gives for each host and one script per host (read-only). On the first control plane the script runs
+kubectl with the admin kubeconfig (only `kubectl get`) and reads its certificates; on the other nodes it reads only
+their certificates.
 """
 
 from __future__ import annotations
@@ -7,6 +9,8 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +20,7 @@ from kubeboot.discover.ssh import DEFAULT_KNOWN_HOSTS, Connector, SshError, SshO
 from kubeboot.discover.targets import Target
 from kubeboot.errors import KubebootError, UsageError
 from kubeboot.inventory.load import check_sources, plain
+from kubeboot.status import certificates
 from kubeboot.status.compare import ClusterObjects, objects_from_json
 
 EXIT_UNREACHABLE = 4
@@ -71,7 +76,27 @@ q() {{
   rc=$?; s "$name.rc"; echo $rc; s "$name.err"; tail -n 3 "$err"
 }}
 {_query_lines()}
-rm -f "$err"
+{certificates.script_part(control_plane=True)}rm -f "$err"
+s end
+exit 0
+"""
+
+
+def certificates_script(control_plane: bool) -> str:
+    """The script for a node other than the first control plane: its certificates only."""
+    return f"""\
+LC_ALL=C; export LC_ALL
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+s() {{ printf '\\n{MARKER}%s@@\\n' "$1"; }}
+SUDO=
+s preflight
+if [ "$(id -u)" != 0 ]; then
+  if ! sudo -n true 2>/dev/null; then echo "sudo-refused $(id -un)"; s end; exit 0; fi
+  SUDO="sudo -n"
+fi
+echo ok
+err=$(mktemp) || exit 1
+{certificates.script_part(control_plane)}rm -f "$err"
 s end
 exit 0
 """
@@ -145,6 +170,11 @@ def connection(name: str, variables: Mapping[str, Any], *, known_hosts: Path | N
 
 def connection_variables(sources: Sequence[str], name: str) -> dict[str, Any]:
     """``name``'s connection variables as Ansible resolves them (group_vars, host_vars and templates included)."""
+    return connection_variables_of(sources, [name])[name]
+
+
+def connection_variables_of(sources: Sequence[str], names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The connection variables of each of ``names``, from one reading of the inventory."""
     from ansible.errors import AnsibleError  # noqa: PLC0415 - Ansible is imported only when an inventory is read
     from ansible.inventory.manager import InventoryManager  # noqa: PLC0415
     from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
@@ -152,17 +182,21 @@ def connection_variables(sources: Sequence[str], name: str) -> dict[str, Any]:
     from ansible.vars.manager import VariableManager  # noqa: PLC0415
 
     loader = DataLoader()
+    found: dict[str, dict[str, Any]] = {}
+    name = names[0] if names else ""
     try:
         manager = InventoryManager(loader=loader, sources=check_sources(sources))
         variables = VariableManager(loader=loader, inventory=manager)
         variables.safe_basedir = False
-        host = manager.get_host(name)
-        raw = variables.get_vars(host=host, include_hostvars=False)
-        templar = Templar(loader=loader, variables=raw)
-        return {key: plain(templar.template(raw[key])) for key in CONNECTION_VARIABLES if key in raw}
+        for name in names:
+            host = manager.get_host(name)
+            raw = variables.get_vars(host=host, include_hostvars=False)
+            templar = Templar(loader=loader, variables=raw)
+            found[name] = {key: plain(templar.template(raw[key])) for key in CONNECTION_VARIABLES if key in raw}
     except AnsibleError as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UsageError(f"{name}: its connection variables cannot be read: {first}") from exc
+    return found
 
 
 FIXES = {
@@ -178,8 +212,8 @@ def _fail(conn: Connection, problem: str, fix: str = "") -> UnreachableError:
     return UnreachableError(f"cannot read the cluster through {conn.where}: {problem}" + (f"; {fix}" if fix else ""))
 
 
-def read_cluster(conn: Connection) -> ClusterObjects:
-    """Run the status script on the first control plane and parse what kubectl printed."""
+def read_cluster(conn: Connection) -> tuple[ClusterObjects, certificates.NodeCertificates]:
+    """Run the status script on the first control plane; what kubectl printed there, and its certificates."""
     try:
         with Connector(conn.ssh) as connector, connector.connect(conn.target) as client:
             result = run_script(client, STATUS_SCRIPT, max(conn.ssh.timeout, 30.0))
@@ -188,7 +222,57 @@ def read_cluster(conn: Connection) -> ClusterObjects:
     except UsageError as exc:  # an unreadable private key
         raise _fail(conn, str(exc).replace("--key ", "ansible_ssh_private_key_file "),
                     f"fix ansible_ssh_private_key_file of {conn.name}") from None
-    return parse_output(conn, result.stdout, result.stderr, result.exit_status)
+    objects = parse_output(conn, result.stdout, result.stderr, result.exit_status)
+    return objects, certificates.parse(conn.name, conn.where, True, result.stdout)
+
+
+def read_certificates(conn: Connection, control_plane: bool,
+                      connector: Connector | None = None) -> certificates.NodeCertificates:
+    """Run the certificates script on one node (through ``connector`` when given, else its own); never raises: what
+    went wrong is the node's one error line."""
+    def failed(problem: str, fix: str = "") -> certificates.NodeCertificates:
+        line = problem + (f"; {fix}" if fix else "")
+        return certificates.NodeCertificates(conn.name, conn.where, control_plane, errors=[line])
+
+    try:
+        with ExitStack() as stack:
+            if connector is None:
+                connector = stack.enter_context(Connector(conn.ssh))
+            client = stack.enter_context(connector.connect(conn.target))
+            result = run_script(client, certificates_script(control_plane), max(conn.ssh.timeout, 30.0))
+    except SshError as exc:
+        return failed(str(exc), FIXES.get(exc.kind, "").format(name=conn.name))
+    except UsageError as exc:  # an unreadable private key
+        return failed(str(exc).replace("--key ", "ansible_ssh_private_key_file "),
+                      f"fix ansible_ssh_private_key_file of {conn.name}")
+    except KubebootError as exc:
+        return failed(str(exc))
+    preflight = split_sections(result.stdout).get("preflight", "").strip()
+    if preflight.startswith("sudo-refused"):
+        return failed(f"{preflight.split()[-1]} is not root and `sudo -n` is refused, so the certificates cannot "
+                      "be read", f"set ansible_user of {conn.name} to root or to a user with passwordless sudo")
+    if preflight != "ok":
+        last = (result.stderr.strip().splitlines() or [f"exit status {result.exit_status}"])[-1]
+        return failed(f"the certificates script was cut short ({last})", f"check that {conn.name} has a POSIX sh")
+    return certificates.parse(conn.name, conn.where, control_plane, result.stdout)
+
+
+def read_all_certificates(conns: Sequence[tuple[Connection, bool]],
+                          parallel: int = 16) -> list[certificates.NodeCertificates]:
+    """``read_certificates`` on each (connection, control plane) at once, at most ``parallel`` at a time, in order;
+    the nodes with the same SSH options share one connector (one key load, one known_hosts)."""
+    if not conns:
+        return []
+    with ExitStack() as stack:
+        connectors: dict[SshOptions, Connector | None] = {}
+        for conn, _ in conns:
+            if conn.ssh not in connectors:
+                try:
+                    connectors[conn.ssh] = stack.enter_context(Connector(conn.ssh))
+                except UsageError:
+                    connectors[conn.ssh] = None  # read_certificates reports it for each of its nodes
+        with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(conns)))) as pool:
+            return list(pool.map(lambda item: read_certificates(item[0], item[1], connectors[item[0].ssh]), conns))
 
 
 def parse_output(conn: Connection, stdout: str, stderr: str = "", exit_status: int = 0) -> ClusterObjects:

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from kubeboot.status.certificates import NodeCertificates, Row, days
 from kubeboot.status.compare import Drift, NodeStatus, Status
+from kubeboot.status.remote import EXIT_UNREACHABLE
 
 EXIT_OK = 0
 EXIT_DRIFT = 3
 
 
 def exit_code(status: Status) -> int:
-    return EXIT_DRIFT if status.all_drift else EXIT_OK
+    """4 when a node's certificates could not be read, 3 for drift or a certificate close to expiry, else 0."""
+    if any(n.errors for n in status.certificates):
+        return EXIT_UNREACHABLE
+    if status.all_drift or any(n.marked(status.certificate_warn_days) for n in status.certificates):
+        return EXIT_DRIFT
+    return EXIT_OK
 
 
 def _columns(rows: list[tuple[str, ...]]) -> list[str]:
@@ -76,6 +84,8 @@ def table(status: Status) -> str:
     else:
         lines += [f"  {e.server}:{e.path} {' '.join(e.clients) or '(no clients listed)'}" for e in status.nfs]
 
+    lines += certificate_lines(status)
+
     drift = status.all_drift
     lines.append("")
     if drift:
@@ -83,10 +93,47 @@ def table(status: Status) -> str:
         lines += [f"  {d.line()}" for d in drift]
     else:
         lines.append("no drift: the cluster is as the inventory declares")
+    if status.certificate_warnings:
+        lines += ["", *status.certificate_warnings]
     return "\n".join(lines)
 
 
-def node_json(node: NodeStatus) -> dict[str, Any]:
+def _expires(row: Row) -> str:
+    if not row.expires:
+        return "-"
+    return dt.datetime.fromisoformat(row.expires).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def certificate_lines(status: Status) -> list[str]:
+    """Each node's certificates with their days left and state; a node not read says why, in one line."""
+    warn_days = status.certificate_warn_days
+    lines = ["", f"Certificates (whole days left; marked within kube_certificate_warn_days = {warn_days} days of "
+                 "expiry):"]
+    if not status.certificates:
+        lines.append("  none read")
+    for node in status.certificates:
+        role = "control plane" if node.control_plane else "worker"
+        if not node.rows:
+            lines.append(f"  {node.where}, {role}: not read: {'; '.join(node.errors)}")
+            continue
+        lines.append(f"  {node.where}, {role}:")
+        rows: list[tuple[str, ...]] = [("NAME", "KIND", "EXPIRES", "DAYS LEFT", "STATE")]
+        rows += [(r.name, r.kind, _expires(r), days(r), r.state(warn_days)) for r in node.rows]
+        lines += [f"    {line}" for line in _columns(rows)]
+        lines += [f"    not read: {error}" for error in node.errors]
+    return lines
+
+
+def certificates_json(node: NodeCertificates | None, warn_days: int) -> dict[str, Any] | None:
+    if node is None:
+        return None
+    return {"where": node.where, "control_plane": node.control_plane, "read": not node.errors,
+            "errors": node.errors, "items": [r.as_dict(warn_days) for r in node.rows]}
+
+
+def node_json(node: NodeStatus, certificates: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One node; ``certificates`` is None for a node whose certificates were not looked at (not in the inventory,
+    or not in the cluster)."""
     return {
         "name": node.name,
         "in_inventory": node.in_inventory,
@@ -101,15 +148,18 @@ def node_json(node: NodeStatus) -> dict[str, Any]:
         "labels": node.labels,
         "taints": node.taints,
         "drift": [d.as_dict() for d in node.drift],
+        "certificates": certificates,
     }
 
 
 def to_json(status: Status) -> dict[str, Any]:
     """A document for scripts; ``drift`` lists every difference, per node and cluster-wide."""
     ranges = status.pod_ranges
+    read = {c.name: c for c in status.certificates}
     return {
         "through": status.through,
-        "nodes": [node_json(n) for n in status.nodes],
+        "nodes": [node_json(n, certificates_json(read.get(n.name), status.certificate_warn_days))
+                  for n in status.nodes],
         "missing_from_cluster": status.missing,
         "not_in_inventory": status.extra,
         "cni": {"expected": status.cni.expected, "found": status.cni.found, "sources": status.cni.sources},
@@ -118,5 +168,7 @@ def to_json(status: Status) -> dict[str, Any]:
         "nfs_exports": None if status.nfs is None else [
             {"server": e.server, "path": e.path, "clients": e.clients} for e in status.nfs],
         "drift": [d.as_dict() for d in status.all_drift],
+        "certificate_warn_days": status.certificate_warn_days,
+        "warnings": status.certificate_warnings,
         "exit_code": exit_code(status),
     }
