@@ -79,7 +79,7 @@ def snapshot_status(text: str) -> dict[str, Any]:
     try:
         data = json.loads(text.strip().splitlines()[-1])
         return {"hash": f"{int(data['hash']):08x}", "revision": int(data["revision"]),
-                "keys": int(data["totalKey"]), "size": int(data["totalSize"])}
+                "total_keys": int(data["totalKey"]), "size": int(data["totalSize"])}
     except (IndexError, ValueError, KeyError, TypeError) as exc:
         raise EtcdError(f"not the output of snapshot status -w json: {text[:200]!r}") from exc
 

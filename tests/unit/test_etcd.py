@@ -95,7 +95,7 @@ def test_rejoin_manifest_refusals() -> None:
 
 def test_snapshot_status() -> None:
     status = etcd.snapshot_status('{"hash":3384113085,"revision":4,"totalKey":7,"totalSize":20480}\n')
-    assert status == {"hash": "c9b577bd", "revision": 4, "keys": 7, "size": 20480}
+    assert status == {"hash": "c9b577bd", "revision": 4, "total_keys": 7, "size": 20480}
     with pytest.raises(etcd.EtcdError):
         etcd.snapshot_status("Error: snapshot file integrity check failed")
 
