@@ -29,7 +29,7 @@ MSMS = "msms"
 GROUPS = (CONTROL_PLANE, WORKERS, CLUSTER, NFS_SERVER, MSMS)
 
 # Prefixes of the contract's variables: an unknown name with one of them is probably a typo.
-PREFIXES = ("kube_", "flannel_", "calico_", "nfs_", "containerd_", "public_nic_", "node_", "msms_")
+PREFIXES = ("kube_", "flannel_", "calico_", "nfs_", "containerd_", "public_nic_", "node_", "msms_", "etcd_")
 
 SUPPORTED_MINORS = ("1.31", "1.32", "1.33", "1.34")
 
@@ -110,10 +110,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("kube_certificate_auto_renew", "bool", False,
             "Install a systemd timer on each control plane that renews its certificates monthly, as "
             "playbooks/certs.yml does."),
+    Setting("kube_cluster_name", "str", "kubernetes",
+            "Name of the cluster (kubeadm clusterName, a DNS-1123 label): the name in the kubeconfigs kubeadm "
+            "writes, and the directory of its etcd backups under etcd_backup_dir. Set before the first init."),
     Setting("kube_node_cidr_mask_size", "int", "",
             "Prefix length of the pod range each node gets (the controller manager's --node-cidr-mask-size, "
             "flannel's SubnetLen). Empty: flannel_subnet_len when that is set, else 24 (IPv4) or 64 (IPv6).",
             empty_ok=True, type_message="must be a prefix length (an integer such as 24)"),
+    # ---------------------------------------------------------------- etcd backups
+    Setting("etcd_backup_dir", "str", "",
+            "Directory on the controller that playbooks/etcd_backup.yml writes snapshots to, as "
+            "`<kube_cluster_name>/<UTC time>.db` with a `.db.sha256` beside each (an absolute path). Empty: "
+            "`etcd-backups` beside the inventory."),
+    Setting("etcd_backup_keep", "int", 7,
+            "How many snapshots are kept: the newest in etcd_backup_dir after each backup, and on each control "
+            "plane by the backup timer.", minimum=1, maximum=10000,
+            type_message="must be a number of snapshots between 1 and 10000"),
+    Setting("etcd_backup_schedule", "str", "",
+            "When each control plane saves a local etcd snapshot to /var/backups/kubeboot-etcd (a systemd OnCalendar "
+            "expression such as `daily` or `*-*-* 02:30:00`). Empty: no timer (an installed one is removed)."),
     # ---------------------------------------------------------------- software sources (may differ per node)
     Setting("containerd_registry_mirrors", "dict", {},
             "containerd registry mirrors: registry host -> list of mirror URLs, tried in order before the registry "

@@ -104,6 +104,16 @@ def test_kubeadm_init_config_carries_the_certificate_validity_only_when_set() ->
     assert "certificateValidityPeriod" not in cluster and "caCertificateValidityPeriod" not in cluster
 
 
+def test_kubeadm_init_config_names_the_cluster() -> None:
+    cluster = strict_decode(render("kubeadm_init", "kubeadm-config.yaml.j2", kubeadm_init_vars(
+        kubeadm_init_cluster_name="prod-eu-1"))).docs["ClusterConfiguration"]
+    assert cluster["clusterName"] == "prod-eu-1"
+    assert standin_config.cluster_settings(cluster, "v1.33.1").cluster_name == "prod-eu-1"
+    default = strict_decode(render("kubeadm_init", "kubeadm-config.yaml.j2", kubeadm_init_vars())).docs[
+        "ClusterConfiguration"]
+    assert default["clusterName"] == "kubernetes"
+
+
 @pytest.mark.parametrize("control_plane", [False, True])
 def test_kubeadm_join_config_decodes_strictly(control_plane: bool) -> None:
     values = yaml.safe_load((REPO / "roles/kubeadm_join/defaults/main.yml").read_text())

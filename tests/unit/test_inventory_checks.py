@@ -430,3 +430,59 @@ def test_plan_numbers() -> None:
     assert plan.control_plane_endpoint == "192.0.2.10:6443"
     assert [n.roles for n in plan.node_list] == [["control-plane"], ["worker"], ["worker"]]
     assert "10.96.0.10 (cluster.local)" in plan.table()
+
+
+# ------------------------------------------------------------------ cluster name and etcd backups
+
+@pytest.mark.parametrize(("name", "ok"), [("kubernetes", True), ("prod-eu-1", True), ("a" * 63, True),
+                                          ("Prod_1", False), ("prod.eu", False), ("-prod", False), ("a" * 64, False),
+                                          ("", False), (7, False)])
+def test_cluster_name(name: Any, ok: bool) -> None:
+    found = checks.check_cluster_name(settings(kube_cluster_name=name))
+    assert (found == []) is ok
+    if not ok:
+        assert errors(found) == ["kube_cluster_name"] and "DNS-1123 label" in found[0].message
+
+
+def test_cluster_name_suggests_a_label() -> None:
+    assert "(try 'prod-1')" in checks.check_cluster_name(settings(kube_cluster_name="Prod_1"))[0].message
+
+
+@pytest.mark.parametrize(("schedule", "ok"), [
+    ("", True), ("daily", True), ("weekly UTC", True), ("*-*-* 02:30:00", True), ("Sun *-*-* 03:00:00", True),
+    ("Mon..Fri 02:00", True), ("*:0/15", True), ("*-*-* 02:30:00 Europe/Berlin", True), ("2026-*-01 04:00", True),
+    ("daily; rm -rf /", False), ("$(reboot)", False), ("daily\nExecStart=/bin/sh", False), ("'daily'", False),
+    ("every day", False), ("Mon Tue", False), ("*-*-* 25", False), ("hourly hourly", False), ("   ", False),
+    (3, False),
+])
+def test_etcd_backup_schedule(schedule: Any, ok: bool) -> None:
+    found = checks.check_etcd_backup(settings(etcd_backup_schedule=schedule))
+    assert errors(found) == ([] if ok else ["etcd_backup_schedule"])
+    if not ok:
+        assert "OnCalendar expression such as daily" in found[0].message
+
+
+@pytest.mark.parametrize(("directory", "ok"), [("", True), ("/srv/backups/etcd", True), ("backups", False),
+                                               ("~/backups", False), (["/srv"], False)])
+def test_etcd_backup_dir(directory: Any, ok: bool) -> None:
+    found = checks.check_etcd_backup(settings(etcd_backup_dir=directory))
+    assert errors(found) == ([] if ok else ["etcd_backup_dir"])
+
+
+@pytest.mark.parametrize(("keep", "ok"), [(7, True), ("1", True), (10000, True), (0, False), (-1, False),
+                                          ("seven", False), (True, False)])
+def test_etcd_backup_keep(keep: Any, ok: bool) -> None:
+    found = checks.check_types(settings(etcd_backup_keep=keep))
+    assert errors(found) == ([] if ok else ["etcd_backup_keep"])
+    if not ok:
+        assert found[0].line().startswith("ERROR all: etcd_backup_keep = ")
+        assert "between 1 and 10000" in found[0].message
+
+
+def test_etcd_settings_clean_on_defaults_and_typos_caught() -> None:
+    assert checks.check_settings(settings(), 3) == []
+    inv = inventory()
+    for host in inv.hosts.values():
+        host.variables["etcd_backup_kep"] = 3
+    assert [f.message for f in checks.check_typos(inv, checks.known_variables())] == \
+        ["unknown variable; did you mean etcd_backup_keep?"]

@@ -312,6 +312,30 @@ def check_urls(settings: dict[str, Any]) -> list[Finding]:
     return found
 
 
+def check_cluster_name(settings: dict[str, Any]) -> list[Finding]:
+    value = settings.get("kube_cluster_name")
+    problem = syntax.dns_label(value) if isinstance(value, str) else "must be a string"
+    return [error(ALL, "kube_cluster_name", value, f"{problem}: a DNS-1123 label such as kubernetes")] \
+        if problem else []
+
+
+def check_etcd_backup(settings: dict[str, Any]) -> list[Finding]:
+    """Where the snapshots go (an absolute controller path, or empty) and when the backup timer runs."""
+    found = []
+    directory = settings.get("etcd_backup_dir")
+    if directory not in ("", None) and (not isinstance(directory, str) or not directory.startswith("/")
+                                        or "\n" in directory):
+        found.append(error(ALL, "etcd_backup_dir", directory, "must be an absolute directory on the controller, "
+                           "or empty for etcd-backups beside the inventory"))
+    schedule = settings.get("etcd_backup_schedule")
+    if schedule not in ("", None):
+        problem = syntax.on_calendar(schedule) if isinstance(schedule, str) else \
+            f"must be a string: {syntax.ON_CALENDAR_FIX}, or empty for no timer"
+        if problem:
+            found.append(error(ALL, "etcd_backup_schedule", schedule, problem))
+    return found
+
+
 def check_public_nic_name(settings: dict[str, Any]) -> list[Finding]:
     value = settings.get("public_nic_name")
     problem = syntax.interface_name(value) if isinstance(value, str) else "must be a string"
@@ -325,6 +349,7 @@ def check_settings(settings: dict[str, Any], nodes: int) -> list[Finding]:
         check_version, check_types, check_certificate_validity, check_node_cidr_mask_alias, check_cidrs,
         check_service_range_size, check_endpoint,
         check_dns_domain, check_urls, check_public_nic_name, check_msms_settings, check_nfs_settings,
+        check_cluster_name, check_etcd_backup,
     ]
     found = [finding for check in checks for finding in check(settings)]
     found += check_node_cidr_mask(settings, nodes)

@@ -7,6 +7,7 @@ import re
 from urllib.parse import urlsplit
 
 DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS1123_LABEL_RE = re.compile(rf"^{DNS1123_LABEL}$")
 DNS1123_SUBDOMAIN_RE = re.compile(rf"^{DNS1123_LABEL}(\.{DNS1123_LABEL})*$")
 QUALIFIED_NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 LABEL_VALUE_RE = QUALIFIED_NAME_RE
@@ -47,6 +48,56 @@ def dns_subdomain(value: str) -> str | None:
         hint = f" (try {value.lower().replace('_', '-')!r})" if DNS1123_SUBDOMAIN_RE.match(
             value.lower().replace("_", "-")) else ""
         return f"must be lowercase letters, digits, '-' and '.', starting and ending with a letter or digit{hint}"
+    return None
+
+
+def dns_label(value: str) -> str | None:
+    """A DNS-1123 label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit."""
+    if not value:
+        return "must not be empty"
+    if len(value) > 63:
+        return f"is {len(value)} characters long, at most 63 are allowed"
+    if not DNS1123_LABEL_RE.match(value):
+        near = value.lower().replace("_", "-").replace(".", "-")
+        hint = f" (try {near!r})" if DNS1123_LABEL_RE.match(near) else ""
+        return f"must be lowercase letters, digits and '-', starting and ending with a letter or digit{hint}"
+    return None
+
+
+# systemd.time(7) calendar events: [weekdays] [date] [time] [time zone], or one of the shorthands.
+ON_CALENDAR_SHORTHANDS = frozenset({"minutely", "hourly", "daily", "weekly", "monthly", "yearly", "annually",
+                                    "quarterly", "semiannually"})
+_WEEKDAY = r"(mon|tue|wed|thu|fri|sat|sun)(day|sday|nesday|rsday|urday)?"
+_ON_CALENDAR_WEEKDAYS_RE = re.compile(rf"^{_WEEKDAY}((,|\.\.){_WEEKDAY})*$", re.IGNORECASE)
+_ON_CALENDAR_DATE_RE = re.compile(r"^[0-9*][0-9*,./~-]*$")
+_ON_CALENDAR_TIME_RE = re.compile(r"^[0-9*][0-9*,./]*(:[0-9*][0-9*,./]*){1,2}$")
+_ON_CALENDAR_ZONE_RE = re.compile(r"^(UTC|[A-Z][A-Za-z_+-]*(/[A-Za-z_+-]+)+)$")
+_ON_CALENDAR_CHARS_RE = re.compile(r"^[A-Za-z0-9 *:,./~_+-]+$")
+ON_CALENDAR_FIX = "give a systemd OnCalendar expression such as daily, Sun *-*-* 03:00:00 or *-*-* 02:30:00"
+
+
+def on_calendar(value: str) -> str | None:
+    """A plausible systemd OnCalendar expression, made only of the characters such expressions use (no shell or
+    quoting characters: it is written into a unit file)."""
+    if not value.strip():
+        return f"is blank: {ON_CALENDAR_FIX}, or leave it empty for no timer"
+    if len(value) > 200 or not _ON_CALENDAR_CHARS_RE.match(value):
+        return f"has characters no OnCalendar expression uses: {ON_CALENDAR_FIX}"
+    tokens = value.split()
+    index, found = 0, False
+    if tokens[0].lower() in ON_CALENDAR_SHORTHANDS:
+        index, found = 1, True
+    else:
+        if _ON_CALENDAR_WEEKDAYS_RE.match(tokens[0]):
+            index, found = 1, True
+        if index < len(tokens) and ":" not in tokens[index] and _ON_CALENDAR_DATE_RE.match(tokens[index]):
+            index, found = index + 1, True
+        if index < len(tokens) and _ON_CALENDAR_TIME_RE.match(tokens[index]):
+            index, found = index + 1, True
+    if found and index == len(tokens) - 1 and _ON_CALENDAR_ZONE_RE.match(tokens[index]):
+        index += 1
+    if not found or index != len(tokens):
+        return f"is not an OnCalendar expression: {ON_CALENDAR_FIX}"
     return None
 
 
