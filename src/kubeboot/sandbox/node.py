@@ -244,7 +244,7 @@ def ssh(
 ) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [*ssh_args(state, node), "--", shlex.join(command)],
-        capture_output=True, text=True, check=False, timeout=timeout,
+        capture_output=True, text=True, check=False, timeout=timeout, stdin=subprocess.DEVNULL,
     )
     if check and result.returncode != 0:
         raise KubebootError(f"{node.name}: `{shlex.join(command)}` failed: {result.stderr.strip()}")
