@@ -111,7 +111,7 @@ def main() -> int:
                 bare = int(node("cp1", f"t=$(date +%s%N); {ETCDCTL} snapshot save /root/bench.db >/dev/null; "
                                        "echo $(( $(date +%s%N) - t )); rm -f /root/bench.db")) / 1e9
                 snapshot = max(backups.rglob("*.db"), key=lambda p: p.stat().st_mtime)
-                keys = int(json.loads(node("cp1", f"{ETCDCTL} get /registry --prefix --count-only -w json"))["count"])
+                keys = int(json.loads(node("cp1", f"{ETCDCTL} get /registry --prefix --keys-only -w json"))["count"])
                 victims = " ".join(f"cm-{i:05d}" for i in range(0, args.objects, 10))
                 node("cp1", f"{KUBECTL} delete configmaps -n {NAMESPACE} {victims} >/dev/null")
                 restore = playbook(inventory, "playbooks/etcd_restore.yml", "-e", f"etcd_restore_snapshot={snapshot}",
