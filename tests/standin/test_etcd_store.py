@@ -22,7 +22,7 @@ from typing import Any
 
 import build_repo
 import pytest
-from conftest import free_port
+from conftest import free_port, stop
 from kubeboot_standin import certs
 from kubeboot_standin.apiserver.store import LEADER_KEY, Conflict, EtcdStore, Key, Obj, Store
 from kubeboot_standin.etcd import Etcd, EtcdError, unb64
@@ -174,13 +174,7 @@ def running_etcd(
     finally:
         for c in server.clients:
             c.stopping.set()
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)
 
 
 @pytest.fixture(scope="module")
