@@ -125,10 +125,11 @@ def running_etcd(
     name: str = "standin-test",
     join: list[tuple[str, str]] | None = None,
     peer_url: str | None = None,
+    client_url: str | None = None,
 ) -> Iterator[EtcdServer]:
     """One etcd member on 127.0.0.1 (clients over https with client certificates, peers over http): a new cluster
     of its own, or joining the members (name, peer URL) of `join`, which already lists it."""
-    client_url = f"https://127.0.0.1:{free_port()}"
+    client_url = client_url or f"https://127.0.0.1:{free_port()}"
     peer_url = peer_url or f"http://127.0.0.1:{free_port()}"
     metrics_url = f"http://127.0.0.1:{free_port()}"
     initial = ",".join(f"{n}={u}" for n, u in join) if join else f"{name}={peer_url}"
@@ -567,6 +568,22 @@ def test_membership(etcd_bin: Path, pki: Pki, tmp_path: Path) -> None:
             except subprocess.TimeoutExpired:
                 pytest.fail("the removed etcd member did not stop")
         raw_put(client, "/registry/configmaps/default/after-remove", configmap("after-remove"))  # quorum of one
+
+
+def test_a_restarted_etcd_is_reached_again_on_the_same_client(etcd_bin: Path, pki: Pki, tmp_path: Path) -> None:
+    """The API server keeps one connection to its etcd: when etcd restarts (the kubelet restarting the static pod,
+    a restore), the next request finds that connection closed and must be sent again on a new one, not fail."""
+    client_url = f"https://127.0.0.1:{free_port()}"
+    peer_url = f"http://127.0.0.1:{free_port()}"
+    with running_etcd(etcd_bin, pki, tmp_path, "restarted", peer_url=peer_url, client_url=client_url) as first:
+        client = first.client(timeout=5.0)
+        rev = raw_put(client, "/registry/configmaps/default/kept", configmap("kept"))
+    short = Client([client_url], str(pki.ca), str(pki.client_cert), str(pki.client_key), 0.5)
+    with pytest.raises(EtcdError, match=client_url):
+        short.status()  # etcd is down: an error naming it once the retries are spent, not a hang
+    with running_etcd(etcd_bin, pki, tmp_path, "restarted", peer_url=peer_url, client_url=client_url):
+        assert stored(client, "/registry/configmaps/default/kept")[0] == rev  # the stale connection was replaced
+        assert raw_put(client, "/registry/configmaps/default/later", configmap("later")) > rev
 
 
 def test_metrics_health(etcd: EtcdServer) -> None:

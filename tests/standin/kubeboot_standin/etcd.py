@@ -11,11 +11,18 @@ import http.client
 import json
 import ssl
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
 Json = dict[str, Any]
+
+
+# etcd's answers that say "not now" rather than "no" (etcdserver's ErrNoLeader, ErrLeaderChanged, ErrTimeout and
+# friends, ErrTooManyRequests): etcd's client retries these, and so does this one.
+TRANSIENT = ("no leader", "leader changed", "timed out", "too many requests", "not capable", "unhealthy cluster",
+             "Unavailable", "unavailable")
 
 
 class EtcdError(Exception):
@@ -56,33 +63,44 @@ class Etcd:
         return http.client.HTTPSConnection(u.hostname or "127.0.0.1", u.port or 2379, timeout=timeout, context=self.ctx)
 
     def call(self, path: str, body: Json) -> Json:
-        """POST body to /v3/<path>; the answer's JSON. Tries each endpoint once, the last that answered first."""
+        """POST body to /v3/<path>; the answer's JSON. Tries each endpoint, the last that answered first, and goes on
+        trying for up to `timeout` seconds while etcd cannot be reached (a restarted member, a connection it closed)
+        or answers with a transient error (no leader yet, leader changed, request timed out), as etcd's own client
+        retries unavailable endpoints: a write that fails here is one etcd did not take."""
         data = json.dumps(body).encode()
-        errors = []
+        deadline = time.monotonic() + self.timeout
+        pause = 0.1
         with self.lock:
-            for i in range(len(self.endpoints)):
-                idx = (self.current + i) % len(self.endpoints)
-                try:
-                    if self.conn is None or idx != self.current:
+            while True:
+                errors = []
+                for i in range(len(self.endpoints)):
+                    idx = (self.current + i) % len(self.endpoints)
+                    try:
+                        if self.conn is None or idx != self.current:
+                            if self.conn is not None:
+                                self.conn.close()
+                            self.conn = self._connect(self.endpoints[idx], self.timeout)
+                            self.current = idx
+                        self.conn.request("POST", f"/v3/{path}", data, {"Content-Type": "application/json"})
+                        resp = self.conn.getresponse()
+                        text = resp.read()
+                    except (OSError, http.client.HTTPException) as exc:
+                        errors.append(f"{self.endpoints[idx]}: {exc or type(exc).__name__}")
                         if self.conn is not None:
                             self.conn.close()
-                        self.conn = self._connect(self.endpoints[idx], self.timeout)
-                        self.current = idx
-                    self.conn.request("POST", f"/v3/{path}", data, {"Content-Type": "application/json"})
-                    resp = self.conn.getresponse()
-                    text = resp.read()
-                except (OSError, http.client.HTTPException) as exc:
-                    errors.append(f"{self.endpoints[idx]}: {exc}")
-                    if self.conn is not None:
-                        self.conn.close()
-                    self.conn = None
-                    continue
-                out: Json = json.loads(text or b"{}")
-                if resp.status != 200:
-                    why = out.get("error") or out.get("message") or text
-                    raise EtcdError(f"{self.endpoints[idx]}: {path}: {why!r}")
-                return out
-        raise EtcdError("; ".join(errors))
+                        self.conn = None
+                        continue
+                    out: Json = json.loads(text or b"{}")
+                    if resp.status == 200:
+                        return out
+                    why = str(out.get("error") or out.get("message") or text)
+                    if not any(t in why for t in TRANSIENT):
+                        raise EtcdError(f"{self.endpoints[idx]}: {path}: {why!r}")
+                    errors.append(f"{self.endpoints[idx]}: {path}: {why!r}")
+                if time.monotonic() + pause > deadline:
+                    raise EtcdError("; ".join(errors))
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
     # ---- key-value ----
     def range_prefix(self, prefix: str) -> tuple[int, list[Json]]:

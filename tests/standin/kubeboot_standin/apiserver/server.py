@@ -10,6 +10,7 @@ import queue
 import socket
 import socketserver
 import ssl
+import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -18,6 +19,7 @@ import yaml
 from cryptography import x509
 
 from ..certs import subject_user
+from ..etcd import EtcdError
 from . import protobuf
 from .api import Api, ApiError, Request, match_fields, match_labels, parse_query, to_table
 from .authz import Attributes, User, authorize
@@ -141,6 +143,9 @@ class Handler(BaseHTTPRequestHandler):
             self._resource(req, target)
         except ApiError as exc:
             self._send(exc.code, exc.status())
+        except EtcdError as exc:  # etcd unreachable past the client's retries: an answer, as kube-apiserver gives one
+            print(f"E storage] {self.command} {path}: {exc}", flush=True)
+            self._send(500, ApiError(500, "InternalError", f"Internal error occurred: etcdserver: {exc}").status())
 
     def _resource(self, req: Request, t: Any) -> None:
         api = self.server.api
@@ -301,7 +306,9 @@ class Server(ThreadingHTTPServer):
         super().__init__(addr, Handler)
 
     def handle_error(self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any) -> None:
-        if self.verbose:
+        """A request that broke the handler closes its connection (the client sees EOF): its traceback goes to the
+        log, where a test's failure can be read; a client that went away (OSError) only with --v."""
+        if self.verbose or not isinstance(sys.exc_info()[1], OSError):
             super().handle_error(request, client_address)
 
 
