@@ -86,9 +86,32 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("kube_dns_domain", "str", "cluster.local", "Cluster DNS domain."),
     Setting("kube_control_plane_endpoint", "str", "",
             "Address clients and joining nodes use for the API server, host:port. Empty: the first control plane's "
-            "node address and kube_apiserver_port. Set it to a load balancer or VIP for several control planes."),
+            "node address and kube_apiserver_port, or with kube_control_plane_lb keepalived the VIP and "
+            "kube_control_plane_lb_port. Required with kube_control_plane_lb external (your load balancer)."),
     Setting("kube_apiserver_port", "int", 6443, "Port the API server listens on (kubeadm localAPIEndpoint.bindPort).",
             minimum=1, maximum=65535, type_message="must be a port number between 1 and 65535"),
+    # ---------------------------------------------------------------- highly available API endpoint
+    Setting("kube_control_plane_lb", "enum", "none",
+            "What keeps the API endpoint up: none (the first control plane's address, or kube_control_plane_endpoint "
+            "as it is), keepalived (kube_control_plane_vip held by keepalived on the control planes, with haproxy on "
+            "each balancing to every API server; the endpoint is VIP:kube_control_plane_lb_port) or external (your "
+            "own load balancer at kube_control_plane_endpoint).", choices=("none", "keepalived", "external")),
+    Setting("kube_control_plane_vip", "str", "",
+            "With keepalived: the virtual IPv4 address of the API, free and in the control planes' subnet (outside "
+            "the pod and service ranges)."),
+    Setting("kube_control_plane_vip_interface", "str", "",
+            "With keepalived: the NIC that carries the VIP. Empty: public_nic_name.", scope="node"),
+    Setting("kube_control_plane_vip_router_id", "int", "",
+            "With keepalived: the VRRP virtual router id (1 to 255), unique among the VRRP routers of the "
+            "network. Empty: the VIP's last octet (255 when that is 0).", empty_ok=True, minimum=1, maximum=255,
+            type_message="must be a VRRP router id between 1 and 255, or empty for the VIP's last octet"),
+    Setting("kube_control_plane_vip_unicast", "bool", False,
+            "With keepalived: send VRRP adverts to the other control planes' node addresses instead of multicast "
+            "(for networks that drop multicast)."),
+    Setting("kube_control_plane_lb_port", "int", 8443,
+            "With keepalived: the port haproxy listens on (on the VIP and 127.0.0.1) on every control plane; the API "
+            "servers keep kube_apiserver_port, which must differ.", minimum=1, maximum=65535,
+            type_message="must be a port number between 1 and 65535"),
     Setting("kube_cni", "enum", "flannel", "Pod network add-on: flannel or calico.", choices=("flannel", "calico")),
     Setting("kube_proxy_mode", "enum", "iptables", "kube-proxy mode: iptables, ipvs or nftables.",
             choices=("iptables", "ipvs", "nftables")),

@@ -118,7 +118,11 @@ def pause_image(version: Any, repository: Any) -> str:
 # ---------------------------------------------------------------- the cluster's shape
 
 def control_plane_endpoint(settings: Mapping[str, Any], first_control_plane_address: str | None) -> str:
-    """kube_control_plane_endpoint, or the first control plane's node address and the API server port."""
+    """The VIP and haproxy's port with kube_control_plane_lb keepalived; else kube_control_plane_endpoint, or the
+    first control plane's node address and the API server port."""
+    vip = str(settings.get("kube_control_plane_vip") or "")
+    if settings.get("kube_control_plane_lb") == LB_KEEPALIVED and vip:
+        return f"{vip}:{settings.get('kube_control_plane_lb_port', DEFAULT_LB_PORT)}"
     endpoint = str(settings.get("kube_control_plane_endpoint") or "")
     if endpoint or not first_control_plane_address:
         return endpoint
@@ -127,6 +131,83 @@ def control_plane_endpoint(settings: Mapping[str, Any], first_control_plane_addr
     if address is not None and address.version == 6:
         return f"[{first_control_plane_address}]:{port}"
     return f"{first_control_plane_address}:{port}"
+
+
+# ---------------------------------------------------------------- the API endpoint's load balancer (keepalived)
+
+LB_KEEPALIVED = "keepalived"
+DEFAULT_LB_PORT = 8443
+# keepalived priority of the first control plane; each next one gets one less (never below 1). 255 is reserved
+# for the owner of an address, which the VIP never is.
+FIRST_PRIORITY = 200
+
+
+def derived_router_id(vip: Any) -> int | None:
+    """The VRRP router id of a VIP when kube_control_plane_vip_router_id is unset: its last octet, 255 for a .0
+    (None when the VIP is not an IPv4 address)."""
+    address = parse_address(vip)
+    if not isinstance(address, ipaddress.IPv4Address):
+        return None
+    return int(address) % 256 or 255
+
+
+def vip_router_id(settings: Mapping[str, Any]) -> int | None:
+    """kube_control_plane_vip_router_id, else the one derived from the VIP (None when neither is known)."""
+    value = settings.get("kube_control_plane_vip_router_id")
+    if value not in ("", None):
+        return contract.as_int(value)
+    return derived_router_id(settings.get("kube_control_plane_vip"))
+
+
+def vip_interface(settings: Mapping[str, Any]) -> str:
+    """The NIC that carries the VIP: kube_control_plane_vip_interface, else public_nic_name."""
+    return str(settings.get("kube_control_plane_vip_interface") or settings.get("public_nic_name") or "")
+
+
+def vip_priority(name: str, control_planes: Iterable[str]) -> int:
+    """keepalived priority of a control plane: the first holds the VIP at first, the next ones follow in order
+    (0 for a node that is no control plane)."""
+    names = list(control_planes)
+    return max(FIRST_PRIORITY - names.index(name), 1) if name in names else 0
+
+
+def ipv4_interfaces(facts: Mapping[str, Any]) -> list[tuple[str, ipaddress.IPv4Interface]]:
+    """Every IPv4 address of a node with its prefix, by interface, from its gathered facts (primary and
+    secondary addresses, loopback left out; interface names as the facts list them)."""
+    found = []
+    for name in facts.get("interfaces") or []:
+        data = facts.get(str(name).replace("-", "_")) or {}
+        for entry in [data.get("ipv4") or {}, *(data.get("ipv4_secondaries") or [])]:
+            if not isinstance(entry, Mapping) or not entry.get("address") or not entry.get("netmask"):
+                continue
+            try:
+                item = ipaddress.IPv4Interface(f"{entry['address']}/{entry['netmask']}")
+            except ValueError:
+                continue
+            if not item.ip.is_loopback:
+                found.append((str(name), item))
+    return found
+
+
+def vip_subnet_problem(vip: Any, facts: Mapping[str, Any] | None, interface: str, address: str) -> str:
+    """Why a control plane cannot hold the VIP, from its gathered facts ("" when it can, or when its facts are not
+    known): the VIP must be inside the subnet of the NIC that carries it (interface when the node has it, else the
+    NIC of its node address, else any NIC), and not one of the node's own addresses."""
+    parsed = parse_address(vip)
+    if not facts or not isinstance(parsed, ipaddress.IPv4Address):
+        return ""
+    addresses = ipv4_interfaces(facts)
+    if not addresses:
+        return ""
+    owned = [name for name, item in addresses if item.ip == parsed and item.network.prefixlen < 32]
+    if owned:
+        return f"is already an address of this node on {owned[0]}: choose an address no host uses"
+    candidates = [(n, i) for n, i in addresses if n == interface] \
+        or [(n, i) for n, i in addresses if str(i.ip) == address] or addresses
+    if any(parsed in item.network for _, item in candidates):
+        return ""
+    subnets = ", ".join(f"{item.network} on {name}" for name, item in candidates)
+    return f"is outside this control plane's subnet ({subnets}): choose a free address of the control planes' subnet"
 
 
 def node_roles(name: str, groups: Mapping[str, Iterable[str]]) -> list[str]:
@@ -186,6 +267,8 @@ def node_facts(name: str, hostvars: Mapping[str, Any], groups: Mapping[str, Iter
             "public_nic": public_nic(variables.get("ansible_facts"), str(settings["public_nic_name"])),
             "package_repo_url": package_repo_url(settings["kube_version"], settings["kube_package_repo_url"]),
             "pause_image": pause_image(settings["kube_version"], settings["kube_image_repository"]),
+            "vip_interface": vip_interface(settings),
+            "vip_priority": vip_priority(name, control_planes),
         },
         "cluster": {
             "first_control_plane": first,
@@ -195,5 +278,10 @@ def node_facts(name: str, hostvars: Mapping[str, Any], groups: Mapping[str, Iter
             "cni_iface": iface,
             "nodes_without_public_nic": lacking,
             "public_nic_name": settings["public_nic_name"],
+            "control_plane_lb": settings["kube_control_plane_lb"],
+            "vip": settings["kube_control_plane_vip"],
+            "vip_router_id": vip_router_id(settings),
+            "lb_port": settings["kube_control_plane_lb_port"],
+            "control_planes": [{"name": cp, "address": host_address(hostvars, cp)} for cp in control_planes],
         },
     }

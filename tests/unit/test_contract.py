@@ -256,10 +256,13 @@ def test_node_facts() -> None:
         "name": "w1", "address": "198.51.100.21", "roles": ["worker"], "public_nic": "ens3",
         "etc_hosts": [{"name": "cp1", "address": "192.0.2.10"}, {"name": "w1", "address": "198.51.100.21"}],
         "package_repo_url": "https://pkgs.k8s.io/core:/stable:/v1.33", "pause_image": "registry.k8s.io/pause:3.10",
+        "vip_interface": "eth0", "vip_priority": 0,
     }
     assert facts["cluster"] == {
         "first_control_plane": "cp1", "endpoint": "192.0.2.10:6443", "dns_address": "10.96.0.10",
         "node_cidr_mask_size": 24, "cni_iface": "", "nodes_without_public_nic": ["w1"], "public_nic_name": "eth0",
+        "control_plane_lb": "none", "vip": "", "vip_router_id": None, "lb_port": 8443,
+        "control_planes": [{"name": "cp1", "address": "192.0.2.10"}],
     }
     hostvars["w1"]["ansible_facts"]["interfaces"].append("eth0")
     assert derived.node_facts("cp1", hostvars, groups)["cluster"]["cni_iface"] == "eth0"

@@ -486,3 +486,147 @@ def test_etcd_settings_clean_on_defaults_and_typos_caught() -> None:
         host.variables["etcd_backup_kep"] = 3
     assert [f.message for f in checks.check_typos(inv, checks.known_variables())] == \
         ["unknown variable; did you mean etcd_backup_keep?"]
+
+# ------------------------------------------------------------------ the API endpoint's load balancer
+
+def three_control_planes(**cluster: Any) -> Inventory:
+    return inventory(
+        hosts={"cp1": {"ansible_host": "192.0.2.11"}, "cp2": {"ansible_host": "192.0.2.12"},
+               "cp3": {"ansible_host": "192.0.2.13"}, "w1": {"ansible_host": "192.0.2.21"}},
+        groups={"kube_control_plane": ["cp1", "cp2", "cp3"], "kube_node": ["w1"],
+                "k8s_cluster": ["cp1", "cp2", "cp3", "w1"]},
+        **cluster)
+
+
+def lb_lines(inv: Inventory) -> list[str]:
+    return [f.line() for f in checks.check_control_plane_lb(inv.cluster, inv)]
+
+
+def test_keepalived_clean() -> None:
+    inv = three_control_planes(kube_control_plane_lb="keepalived", kube_control_plane_vip="192.0.2.100")
+    assert checks.validate(inv) == []
+    assert checks.check_types(settings(kube_control_plane_lb="keepalived", kube_control_plane_vip_router_id=7,
+                                       kube_control_plane_vip_unicast="true")) == []
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    ({}, 'ERROR all: kube_control_plane_vip = "": is required with kube_control_plane_lb keepalived: set a free '
+         "IPv4 address of the control planes' subnet"),
+    ({"kube_control_plane_vip": "2001:db8::10"}, "must be an IPv4 address such as 192.0.2.100"),
+    ({"kube_control_plane_vip": "192.0.2.300"}, "must be an IPv4 address"),
+    ({"kube_control_plane_vip": "127.0.0.5"}, "must be a unicast address of the control planes' subnet"),
+    ({"kube_control_plane_vip": "224.0.0.18"}, "must be a unicast address"),
+    ({"kube_control_plane_vip": "192.0.2.12"}, 'ERROR all: kube_control_plane_vip = "192.0.2.12": is the address '
+                                               "of cp2 (ansible_host): the VIP must be an address no host has"),
+    ({"kube_control_plane_vip": "10.244.3.1"}, 'ERROR all: kube_control_plane_vip = "10.244.3.1": is inside '
+                                               "kube_pod_subnet 10.244.0.0/16: choose a free address of the "
+                                               "control planes' subnet"),
+    ({"kube_control_plane_vip": "10.96.0.100"}, "is inside kube_service_subnet 10.96.0.0/12"),
+    ({"kube_control_plane_vip": "192.0.2.100", "kube_control_plane_endpoint": "api.example.org:6443"},
+     'ERROR all: kube_control_plane_endpoint = "api.example.org:6443": must be empty or the VIP and haproxy\'s '
+     "port (192.0.2.100:8443) with kube_control_plane_lb keepalived"),
+    ({"kube_control_plane_vip": "192.0.2.100", "kube_control_plane_endpoint": "192.0.2.100:6443"},
+     "must be empty or the VIP and haproxy's port (192.0.2.100:8443)"),
+    ({"kube_control_plane_vip": "192.0.2.100", "kube_control_plane_lb_port": 6443},
+     "ERROR all: kube_control_plane_lb_port = 6443: equals kube_apiserver_port (6443): haproxy and the API server "
+     "listen on every control plane; choose another port such as 8443"),
+    ({"kube_control_plane_vip": "192.0.2.100", "kube_apiserver_port": 8443},
+     "equals kube_apiserver_port (8443): haproxy and the API server listen on every control plane; choose another "
+     "port such as 9443"),
+])
+def test_keepalived_refusals(overrides: dict[str, Any], expected: str) -> None:
+    lines = lb_lines(three_control_planes(kube_control_plane_lb="keepalived", **overrides))
+    assert len(lines) == 1 and expected in lines[0], lines
+
+
+def test_keepalived_endpoint_may_name_the_vip() -> None:
+    inv = three_control_planes(kube_control_plane_lb="keepalived", kube_control_plane_vip="192.0.2.100",
+                               kube_control_plane_endpoint="192.0.2.100:8443")
+    assert lb_lines(inv) == []
+
+
+def test_vip_equal_to_a_node_ip_or_a_non_cluster_host() -> None:
+    inv = three_control_planes(kube_control_plane_lb="keepalived", kube_control_plane_vip="192.0.2.100")
+    inv.hosts["w1"].variables["node_ip"] = "192.0.2.100"
+    inv.hosts["nfs1"] = Host("nfs1", ("nfs_server",), {"ansible_host": "192.0.2.100"})
+    assert lb_lines(inv) == [
+        'ERROR all: kube_control_plane_vip = "192.0.2.100": is the address of w1 (node_ip): the VIP must be an '
+        "address no host has",
+        'ERROR all: kube_control_plane_vip = "192.0.2.100": is the address of nfs1 (ansible_host): the VIP must be '
+        "an address no host has"]
+
+
+@pytest.mark.parametrize(("router_id", "ok"), [("", True), (1, True), (255, True), ("42", True), (0, False),
+                                               (256, False), ("x", False)])
+def test_router_id_range(router_id: Any, ok: bool) -> None:
+    found = checks.check_types(settings(kube_control_plane_vip_router_id=router_id))
+    assert (found == []) is ok
+    if not ok:
+        assert found[0].line().endswith("must be a VRRP router id between 1 and 255, or empty for the VIP's last "
+                                        "octet")
+
+
+def test_lb_mode_and_ports_typed() -> None:
+    assert errors(checks.check_types(settings(kube_control_plane_lb="haproxy"))) == ["kube_control_plane_lb"]
+    assert errors(checks.check_types(settings(kube_control_plane_lb_port=0))) == ["kube_control_plane_lb_port"]
+    assert errors(checks.check_types(settings(kube_control_plane_vip_unicast="sometimes"))) == [
+        "kube_control_plane_vip_unicast"]
+
+
+def test_vip_interface_per_control_plane() -> None:
+    inv = three_control_planes(kube_control_plane_lb="keepalived", kube_control_plane_vip="192.0.2.100")
+    inv.hosts["cp2"].variables["kube_control_plane_vip_interface"] = "bond0.12"
+    inv.hosts["cp3"].variables["kube_control_plane_vip_interface"] = "eth 1"
+    lines = lb_lines(inv)
+    assert len(lines) == 1 and lines[0].startswith('ERROR cp3: kube_control_plane_vip_interface = "eth 1": ')
+    assert lines[0].endswith("or leave it empty for public_nic_name")
+
+
+def test_keepalived_needs_ipv4_control_planes() -> None:
+    inv = three_control_planes(kube_control_plane_lb="keepalived", kube_control_plane_vip="192.0.2.100")
+    inv.hosts["cp2"].variables["node_ip"] = "2001:db8::12"
+    assert [f.host for f in checks.check_control_plane_lb(inv.cluster, inv)] == ["cp2"]
+
+
+def test_external_needs_an_endpoint() -> None:
+    assert lb_lines(three_control_planes(kube_control_plane_lb="external")) == [
+        'ERROR all: kube_control_plane_endpoint = "": is required with kube_control_plane_lb external: set your '
+        "load balancer's host:port (it forwards to every API server's kube_apiserver_port)"]
+    assert lb_lines(three_control_planes(kube_control_plane_lb="external",
+                                         kube_control_plane_endpoint="api.example.org:6443")) == []
+
+
+def test_vip_settings_ignored_without_keepalived() -> None:
+    inv = three_control_planes(kube_control_plane_lb="external", kube_control_plane_endpoint="lb:6443",
+                               kube_control_plane_vip="192.0.2.100", kube_control_plane_vip_router_id=3)
+    assert [(f.level, f.variable) for f in checks.check_control_plane_lb(inv.cluster, inv)] == [
+        ("warning", "kube_control_plane_vip"), ("warning", "kube_control_plane_vip_router_id")]
+
+
+def test_several_control_planes_without_a_load_balancer_warn() -> None:
+    assert lb_lines(three_control_planes()) == [
+        'WARNING all: kube_control_plane_lb = "none": the API endpoint is cp1\'s address with 3 control planes: it '
+        "is lost with cp1; set kube_control_plane_lb: keepalived (a VIP) or external (your load balancer)"]
+    assert lb_lines(three_control_planes(kube_control_plane_endpoint="api:6443")) == []
+    assert lb_lines(inventory()) == []  # one control plane
+
+
+def test_even_control_planes_still_warn_with_keepalived() -> None:
+    inv = inventory(hosts={"cp1": {"ansible_host": "192.0.2.11"}, "cp2": {"ansible_host": "192.0.2.12"}},
+                    groups={"kube_control_plane": ["cp1", "cp2"], "kube_node": [], "k8s_cluster": ["cp1", "cp2"]},
+                    kube_control_plane_lb="keepalived", kube_control_plane_vip="192.0.2.100")
+    found = checks.validate(inv)
+    assert [(f.level, f.variable) for f in found] == [("warning", "kube_control_plane")]
+
+
+def test_keepalived_endpoint_and_plan() -> None:
+    lb = settings(kube_control_plane_lb="keepalived", kube_control_plane_vip="192.0.2.100")
+    assert control_plane_endpoint(lb, "192.0.2.11") == "192.0.2.100:8443"
+    assert control_plane_endpoint({**lb, "kube_control_plane_lb_port": 7443}, "192.0.2.11") == "192.0.2.100:7443"
+    assert control_plane_endpoint({**lb, "kube_control_plane_lb": "none"}, "192.0.2.11") == "192.0.2.11:6443"
+    plan = make_plan(three_control_planes(kube_control_plane_lb="keepalived", kube_control_plane_vip="192.0.2.100",
+                                          kube_control_plane_vip_unicast=True))
+    assert plan.control_plane_endpoint == "192.0.2.100:8443"
+    assert plan.control_plane_lb == ("keepalived VIP 192.0.2.100 on eth0 (router id 100, unicast), haproxy on cp1, "
+                                     "cp2, cp3 to port 6443")
+    assert make_plan(three_control_planes()).control_plane_lb == "none"

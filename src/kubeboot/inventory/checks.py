@@ -27,6 +27,7 @@ from kubeboot.contract import (
     as_int,
 )
 from kubeboot.derived import (
+    DEFAULT_LB_PORT,
     address_inside,
     node_address,
     node_cidr_mask_size,
@@ -355,6 +356,88 @@ def check_settings(settings: dict[str, Any], nodes: int) -> list[Finding]:
     found += check_node_cidr_mask(settings, nodes)
     found += check_flannel(settings, nodes)
     found += check_calico(settings, nodes)
+    return found
+
+
+# ---------------------------------------------------------------- the API endpoint's load balancer
+
+VIP_SETTINGS = ("kube_control_plane_vip", "kube_control_plane_vip_router_id")
+
+
+def _check_vip_address(vip: Any, settings: dict[str, Any], inventory: Inventory) -> list[Finding]:
+    """The VIP: an IPv4 host address, outside the pod and service ranges, no host's address."""
+    name = "kube_control_plane_vip"
+    if vip in ("", None):
+        return [error(ALL, name, vip, "is required with kube_control_plane_lb keepalived: set a free IPv4 address "
+                      "of the control planes' subnet")]
+    address = parse_address(vip)
+    if not isinstance(address, ipaddress.IPv4Address):
+        return [error(ALL, name, vip, "must be an IPv4 address such as 192.0.2.100 (keepalived's VIP)")]
+    if address.is_loopback or address.is_multicast or address.is_unspecified or address.is_link_local \
+            or address == ipaddress.IPv4Address("255.255.255.255"):
+        return [error(ALL, name, vip, "must be a unicast address of the control planes' subnet")]
+    found = []
+    for range_name, net in zip(("kube_pod_subnet", "kube_service_subnet"), _networks(settings), strict=True):
+        if net is not None and net.version == 4 and address in net:
+            found.append(error(ALL, name, vip, f"is inside {range_name} {net}: choose a free address of the "
+                               "control planes' subnet"))
+    for host in inventory.hosts.values():
+        for variable in ("node_ip", "ansible_host"):
+            if parse_address(host.var(variable)) == address:
+                found.append(error(ALL, name, vip, f"is the address of {host.name} ({variable}): the VIP must be "
+                                   "an address no host has"))
+    return found
+
+
+def check_control_plane_lb(settings: dict[str, Any], inventory: Inventory) -> list[Finding]:
+    """kube_control_plane_lb and the settings it needs: the VIP, haproxy's port and the endpoint with keepalived,
+    an endpoint with external; VIP settings that would be ignored; one control plane's address as the only endpoint
+    of several."""
+    mode = settings.get("kube_control_plane_lb", "none")
+    endpoint = str(settings.get("kube_control_plane_endpoint") or "")
+    control = inventory.members(CONTROL_PLANE)
+    if mode == "external" and not endpoint:
+        return [error(ALL, "kube_control_plane_endpoint", endpoint, "is required with kube_control_plane_lb "
+                      "external: set your load balancer's host:port (it forwards to every API server's "
+                      "kube_apiserver_port)")]
+    if mode != "keepalived":
+        found = []
+        for name in VIP_SETTINGS:
+            if settings.get(name) not in ("", None):
+                found.append(warning(ALL, name, settings[name], f"is ignored: kube_control_plane_lb is {mode}; set "
+                                     "it to keepalived to have the control planes hold the VIP"))
+        if mode == "none" and not endpoint and len(control) > 1:
+            found.append(warning(ALL, "kube_control_plane_lb", mode, f"the API endpoint is {control[0]}'s "
+                                 f"address with {len(control)} control planes: it is lost with {control[0]}; set "
+                                 "kube_control_plane_lb: keepalived (a VIP) or external (your load balancer)"))
+        return found
+    vip = settings.get("kube_control_plane_vip")
+    found = _check_vip_address(vip, settings, inventory)
+    port = as_int(settings.get("kube_control_plane_lb_port"))
+    api_port = as_int(settings.get("kube_apiserver_port"))
+    if port is not None and port == api_port:
+        found.append(error(ALL, "kube_control_plane_lb_port", port, f"equals kube_apiserver_port ({api_port}): "
+                           "haproxy and the API server listen on every control plane; choose another port such as "
+                           f"{DEFAULT_LB_PORT if api_port != DEFAULT_LB_PORT else 9443}"))
+    expected = f"{vip}:{port}"
+    if endpoint and port is not None and endpoint != expected:
+        found.append(error(ALL, "kube_control_plane_endpoint", endpoint, "must be empty or the VIP and haproxy's "
+                           f"port ({expected}) with kube_control_plane_lb keepalived"))
+    for name in control:
+        host = inventory.hosts.get(name)
+        if host is None:
+            continue
+        interface = host.var("kube_control_plane_vip_interface")
+        if interface not in ("", None):
+            problem = syntax.interface_name(interface) if isinstance(interface, str) else "must be a string"
+            if problem:
+                found.append(error(name, "kube_control_plane_vip_interface", interface, f"{problem}: give a Linux "
+                                   "interface name such as eth0, or leave it empty for public_nic_name"))
+        address = parse_address(node_address(host.variables, name))
+        if address is not None and address.version != 4:
+            found.append(error(name, "node_ip" if host.var("node_ip") else "ansible_host", str(address),
+                               "is not IPv4 but the keepalived VIP is: kube_control_plane_lb keepalived needs IPv4 "
+                               "control planes (use external for an IPv6 load balancer)"))
     return found
 
 
@@ -858,6 +941,7 @@ def validate(inventory: Inventory, known: frozenset[str] | None = None) -> list[
     found = list(inventory.load_findings)
     found += check_settings(settings, nodes)
     found += check_disjoint_networks(settings, inventory)
+    found += check_control_plane_lb(settings, inventory)
     found += check_groups(inventory)
     found += check_node_names(inventory)
     found += check_addresses(inventory)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kubeboot.contract import CONTROL_PLANE, MSMS, WORKERS, as_int
+from kubeboot.contract import CONTROL_PLANE, MSMS, WORKERS, as_bool, as_int
 from kubeboot.derived import (
     control_plane_endpoint,
     dns_address,
@@ -13,6 +13,8 @@ from kubeboot.derived import (
     node_cidr_mask_size,
     package_repo_url,
     parse_network,
+    vip_interface,
+    vip_router_id,
 )
 from kubeboot.inventory.model import Inventory
 
@@ -39,6 +41,7 @@ class Plan:
     calico_block_size: int | None
     calico_blocks_available: int | None
     control_plane_endpoint: str
+    control_plane_lb: str
     kube_version: str
     install_method: str
     install_source: str
@@ -64,6 +67,7 @@ class Plan:
             rows.append(("calico blocks", f"/{self.calico_block_size}: {blocks} available for {self.nodes} nodes"))
         rows += [
             ("control-plane endpoint", self.control_plane_endpoint or "-"),
+            ("API load balancer", self.control_plane_lb),
             ("pod network", f"{self.cni} ({self.cni_backend})"),
             ("kube-proxy mode", self.proxy_mode),
             ("install method", f"{self.install_method} from {self.install_source}"),
@@ -88,6 +92,19 @@ def _count(prefix: int | None, length: int | None) -> int | None:
     if prefix is None or length is None or length < prefix:
         return None
     return int(2 ** (length - prefix))
+
+
+def load_balancer(settings: dict[str, Any], control_planes: list[str]) -> str:
+    """What keeps the API endpoint up, in a line of the plan."""
+    mode = str(settings.get("kube_control_plane_lb") or "none")
+    if mode == "external":
+        return "external (your load balancer at the endpoint)"
+    if mode != "keepalived":
+        return "none"
+    multicast = "unicast" if as_bool(settings.get("kube_control_plane_vip_unicast")) else "multicast"
+    return (f"keepalived VIP {settings.get('kube_control_plane_vip')} on {vip_interface(settings)} (router id "
+            f"{vip_router_id(settings)}, {multicast}), haproxy on {', '.join(control_planes) or '-'} to port "
+            f"{settings.get('kube_apiserver_port')}")
 
 
 def make_plan(inventory: Inventory) -> Plan:
@@ -126,6 +143,7 @@ def make_plan(inventory: Inventory) -> Plan:
         calico_block_size=block,
         calico_blocks_available=_count(pod.prefixlen if pod else None, block) if cni == "calico" else None,
         control_plane_endpoint=control_plane_endpoint(settings, first_cp),
+        control_plane_lb=load_balancer(settings, [n.name for n in nodes if "control-plane" in n.roles]),
         kube_version=str(settings.get("kube_version")),
         install_method=method,
         install_source=source,
