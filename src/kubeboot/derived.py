@@ -278,10 +278,7 @@ def node_facts(name: str, hostvars: Mapping[str, Any], groups: Mapping[str, Iter
             "cni_iface": iface,
             "nodes_without_public_nic": lacking,
             "public_nic_name": settings["public_nic_name"],
-            "control_plane_lb": settings["kube_control_plane_lb"],
-            "vip": settings["kube_control_plane_vip"],
             "vip_router_id": vip_router_id(settings),
-            "lb_port": settings["kube_control_plane_lb_port"],
             "control_planes": [{"name": cp, "address": host_address(hostvars, cp)} for cp in control_planes],
         },
     }

@@ -261,7 +261,7 @@ def test_node_facts() -> None:
     assert facts["cluster"] == {
         "first_control_plane": "cp1", "endpoint": "192.0.2.10:6443", "dns_address": "10.96.0.10",
         "node_cidr_mask_size": 24, "cni_iface": "", "nodes_without_public_nic": ["w1"], "public_nic_name": "eth0",
-        "control_plane_lb": "none", "vip": "", "vip_router_id": None, "lb_port": 8443,
+        "vip_router_id": None,
         "control_planes": [{"name": "cp1", "address": "192.0.2.10"}],
     }
     hostvars["w1"]["ansible_facts"]["interfaces"].append("eth0")

@@ -73,7 +73,7 @@ def test_node_facts_carry_the_load_balancer() -> None:
     groups = {"kube_control_plane": ["cp1", "cp2"], "kube_node": ["w1"], "k8s_cluster": ["cp1", "cp2", "w1"]}
     values = derived.node_facts("cp2", hostvars, groups)
     assert values["cluster"]["endpoint"] == "10.213.53.100:8443"
-    assert values["cluster"]["vip_router_id"] == 100 and values["cluster"]["lb_port"] == 8443
+    assert values["cluster"]["vip_router_id"] == 100
     assert values["cluster"]["control_planes"] == [{"name": "cp1", "address": "10.213.53.11"},
                                                    {"name": "cp2", "address": "10.213.53.12"}]
     assert values["node"]["vip_interface"] == "eth0" and values["node"]["vip_priority"] == 199
