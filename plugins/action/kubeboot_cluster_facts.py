@@ -23,12 +23,16 @@ DOCUMENTATION = """
         own settings (kubeboot.derived), and sets them as the facts C(kubeboot_node) and C(kubeboot_cluster).
       - C(kubeboot_node) has the node's C(name), C(address) (node_ip, else ansible_host, else its name), C(roles)
         (control_plane, worker), C(public_nic) (public_nic_name when the node has it, else the NIC of its default
-        route; from its gathered facts), C(etc_hosts) (the control planes and the node itself), C(package_repo_url)
-        and C(pause_image).
-      - C(kubeboot_cluster) has C(first_control_plane), C(endpoint) (kube_control_plane_endpoint, else the first
-        control plane's address and kube_apiserver_port), C(dns_address), C(node_cidr_mask_size)
-        (kube_node_cidr_mask_size, else its alias flannel_subnet_len, else 24 or 64), C(cni_iface) and
-        C(nodes_without_public_nic).
+        route; from its gathered facts), C(etc_hosts) (the control planes and the node itself), C(package_repo_url),
+        C(pause_image), and for kube_control_plane_lb keepalived C(vip_interface) (kube_control_plane_vip_interface,
+        else public_nic_name) and C(vip_priority) (200 for the first control plane, one less for each next one, 0
+        for a node that is no control plane).
+      - C(kubeboot_cluster) has C(first_control_plane), C(endpoint) (with kube_control_plane_lb keepalived the VIP
+        and kube_control_plane_lb_port; else kube_control_plane_endpoint, else the first control plane's address and
+        kube_apiserver_port), C(dns_address), C(node_cidr_mask_size) (kube_node_cidr_mask_size, else its alias
+        flannel_subnet_len, else 24 or 64), C(cni_iface), C(nodes_without_public_nic), C(public_nic_name),
+        C(vip_router_id) (kube_control_plane_vip_router_id, else the VIP's last octet, 255 for 0) and
+        C(control_planes) (each control plane's C(name) and C(address), in inventory order).
       - Warns (on the first cluster node) when some cluster nodes have no NIC named public_nic_name (the pod network
         then uses each node's default route).
 """
