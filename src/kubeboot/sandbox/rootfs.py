@@ -48,6 +48,7 @@ BUILTIN_MODULES = {
     "CONFIG_IP_VS_RR": "kernel/net/netfilter/ipvs/ip_vs_rr.ko",
     "CONFIG_IP_VS_WRR": "kernel/net/netfilter/ipvs/ip_vs_wrr.ko",
     "CONFIG_IP_VS_SH": "kernel/net/netfilter/ipvs/ip_vs_sh.ko",
+    "CONFIG_IP_VS_WLC": "kernel/net/netfilter/ipvs/ip_vs_wlc.ko",
     "CONFIG_NFSD": "kernel/fs/nfsd/nfsd.ko",
     "CONFIG_NFS_FS": "kernel/fs/nfs/nfs.ko",
     "CONFIG_NFS_V4": "kernel/fs/nfs/nfsv4.ko",
