@@ -196,18 +196,19 @@ def vip_subnet_problem(vip: Any, facts: Mapping[str, Any] | None, interface: str
     parsed = parse_address(vip)
     if not facts or not isinstance(parsed, ipaddress.IPv4Address):
         return ""
-    addresses = ipv4_interfaces(facts)
-    if not addresses:
-        return ""
-    owned = [name for name, item in addresses if item.ip == parsed and item.network.prefixlen < 32]
+    # A /32 is a single address (the VIP keepalived holds here, or another), not a subnet.
+    subnets = [(name, item) for name, item in ipv4_interfaces(facts) if item.network.prefixlen < 32]
+    owned = [name for name, item in subnets if item.ip == parsed]
     if owned:
         return f"is already an address of this node on {owned[0]}: choose an address no host uses"
-    candidates = [(n, i) for n, i in addresses if n == interface] \
-        or [(n, i) for n, i in addresses if str(i.ip) == address] or addresses
+    candidates = [(n, i) for n, i in subnets if n == interface] \
+        or [(n, i) for n, i in subnets if str(i.ip) == address] or subnets
+    if not candidates:
+        return ""
     if any(parsed in item.network for _, item in candidates):
         return ""
-    subnets = ", ".join(f"{item.network} on {name}" for name, item in candidates)
-    return f"is outside this control plane's subnet ({subnets}): choose a free address of the control planes' subnet"
+    shown = ", ".join(f"{item.network} on {name}" for name, item in candidates)
+    return f"is outside this control plane's subnet ({shown}): choose a free address of the control planes' subnet"
 
 
 def node_roles(name: str, groups: Mapping[str, Iterable[str]]) -> list[str]:

@@ -60,6 +60,11 @@ ETH0 = {"ipv4": {"address": "10.213.53.11", "netmask": "255.255.255.0"}}
     ("10.213.53.12", facts(eth0={**ETH0, "ipv4_secondaries": [{"address": "10.213.53.12",
                                                                 "netmask": "255.255.255.0"}]}), "eth0",
      "is already an address of this node on eth0: choose an address no host uses"),
+    # the holder of the old VIP (a /32) is told about its subnet only
+    ("10.213.54.100", facts(eth0={**ETH0, "ipv4_secondaries": [{"address": "10.213.53.100",
+                                                                 "netmask": "255.255.255.255"}]}), "eth0",
+     "is outside this control plane's subnet (10.213.53.0/24 on eth0): choose a free address of the control "
+     "planes' subnet"),
     ("10.213.53.100", {}, "eth0", ""),
     ("10.213.53.100", facts(), "eth0", ""),
 ])
