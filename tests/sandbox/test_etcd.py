@@ -6,8 +6,7 @@ pytestetcd (1 control plane + 1 worker): ConfigMaps made, playbooks/etcd_backup.
 second run leaves it unchanged, -vvv prints no key. The ConfigMaps are then changed; playbooks/etcd_restore.yml
 refuses without confirmation, without a snapshot, and with a damaged one (a trial restore, or its .sha256), each
 time before anything stops; with the good one the backed-up objects are back, the later ones gone and the old data
-kept aside. pytestetcd3 (3 control planes + 1 worker): after a restore all three members are listed, healthy, and
-every API server serves the restored objects.
+kept aside. The restore of three control planes runs on the HA endpoint's cluster (tests/sandbox/test_ha.py).
 """
 
 from __future__ import annotations
@@ -218,42 +217,3 @@ def test_restore_brings_the_backed_up_objects_back(box: Sandbox, changed_after_b
     for secret in ("PRIVATE KEY", "client-key-data"):
         assert secret not in run.stdout, secret
 
-
-# ---------------------------------------------------------------- three control planes
-
-CONTROL_PLANES = ["cp1", "cp2", "cp3"]
-
-
-@pytest.fixture(scope="module")
-def box3(sandbox_factory: Any) -> Sandbox:
-    sandbox: Sandbox = sandbox_factory("pytestetcd3", "--layout", "3cp1w", "--standin", "--subnet", "10.213.50.0/24")
-    write_vars(sandbox)
-    sandbox.playbook("site.yml")
-    return sandbox
-
-
-def test_three_control_planes_restore_and_rejoin(box3: Sandbox) -> None:
-    create_configmaps(box3, KEPT)
-    box3.playbook("playbooks/etcd_backup.yml")
-    snapshot = sorted(backups(box3).glob("*.db"))[-1]
-    box3.ssh("cp1", f"{KUBECTL} -n default delete configmap {' '.join(KEPT)}")
-    create_configmaps(box3, LATER)
-    run = restore(box3, snapshot, "-e", "etcd_restore_confirm=true")
-    assert run.returncode == 0, task_results(run.stdout, ("fatal", "failed")) + run.stdout[-3000:]
-    assert "members: cp1, cp2, cp3" in flat(run.stdout)
-    members = box3.ssh("cp1", f"{ETCDCTL} member list").stdout
-    assert sorted(line.split(", ")[2] for line in members.splitlines()) == CONTROL_PLANES, members
-    assert all(", started, " in line for line in members.splitlines()), members
-    endpoints = ",".join(f"https://{box3.nodes[cp]['address']}:2379" for cp in CONTROL_PLANES)
-    health = box3.ssh("cp1", f"{ETCDCTL.replace('--endpoints=https://127.0.0.1:2379', '')} "
-                      f"--endpoints={endpoints} endpoint health")
-    # etcdctl 3.4 prints the health of each endpoint on stderr
-    assert (health.stdout + health.stderr).count("is healthy") == 3, health.stdout + health.stderr
-    for cp in CONTROL_PLANES:
-        address = box3.nodes[cp]["address"]
-        server = f"--server=https://{address}:6443"
-        assert box3.ssh(cp, f"{KUBECTL} {server} get --raw /readyz").stdout.strip() == "ok"
-        out = box3.ssh(cp, f"{KUBECTL} {server} -n default get configmaps -o name").stdout
-        found = {line.removeprefix("configmap/") for line in out.split()}
-        assert set(KEPT) <= found and not set(LATER) & found, (cp, found)
-        assert len(box3.ssh(cp, "ls -d /var/lib/etcd.before-restore-*").stdout.split()) == 1
