@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -19,6 +19,9 @@ from kubeboot.contract import CONTROL_PLANE, NFS_SERVER
 from kubeboot.derived import network, node_cidr_mask_size
 from kubeboot.inventory.model import Inventory
 from kubeboot.status.certificates import NodeCertificates
+
+if TYPE_CHECKING:
+    from kubeboot.status.endpoint import Endpoint
 
 CONTROL_PLANE_ROLE = "node-role.kubernetes.io/control-plane"
 ROLE_PREFIX = "node-role.kubernetes.io/"
@@ -44,7 +47,7 @@ class Drift:
     """One difference between the cluster and the inventory."""
 
     node: str  # a node name, or "cluster"
-    kind: str  # label, taint, annotation, role, version, pod-cidr, node, cni, pod-subnet
+    kind: str  # label, taint, annotation, role, version, pod-cidr, node, cni, pod-subnet; vip, service, backend
     key: str
     state: str  # missing, different, extra
     expected: str | None  # None: the inventory does not want it
@@ -135,10 +138,12 @@ class Status:
     certificates: list[NodeCertificates] = field(default_factory=list)  # control planes first, then the workers
     certificate_warn_days: int = 30  # kube_certificate_warn_days
     certificate_warnings: list[str] = field(default_factory=list)  # certificates.warnings(): one line each
+    endpoint: Endpoint | None = None  # with kube_control_plane_lb keepalived: the VIP and haproxy's backends
 
     @property
     def all_drift(self) -> list[Drift]:
-        return [*[d for n in self.nodes for d in n.drift], *self.drift]
+        endpoint = self.endpoint.problems() if self.endpoint is not None else []
+        return [*[d for n in self.nodes for d in n.drift], *self.drift, *endpoint]
 
     @property
     def missing(self) -> list[str]:

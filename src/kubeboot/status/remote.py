@@ -1,7 +1,8 @@
 """Reading the cluster through the first control plane, and every node's certificates: the SSH connection the
 inventory gives for each host and one script per host (read-only). On the first control plane the script runs
 kubectl with the admin kubeconfig (only `kubectl get`) and reads its certificates; on the other nodes it reads only
-their certificates.
+their certificates. With kube_control_plane_lb keepalived, every control plane's script also reads the API endpoint
+there (the VIP, keepalived, haproxy's backends).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from kubeboot.discover.ssh import DEFAULT_KNOWN_HOSTS, Connector, SshError, SshO
 from kubeboot.discover.targets import Target
 from kubeboot.errors import KubebootError, UsageError
 from kubeboot.inventory.load import check_sources, plain
-from kubeboot.status import certificates
+from kubeboot.status import certificates, endpoint
 from kubeboot.status.compare import ClusterObjects, objects_from_json
 
 EXIT_UNREACHABLE = 4
@@ -46,6 +47,8 @@ class UnreachableError(KubebootError):
     """The cluster could not be reached or read through the first control plane."""
 
     exit_code = EXIT_UNREACHABLE
+    # The first control plane's API endpoint, when it was read although the cluster was not (it often says why).
+    endpoint: endpoint.NodeEndpoint | None = None
 
 
 def _query_lines() -> str:
@@ -55,7 +58,10 @@ def _query_lines() -> str:
     return "\n".join(lines)
 
 
-STATUS_SCRIPT = f"""\
+def status_script(vip: str = "") -> str:
+    """The script for the first control plane: kubectl, its certificates, and the API endpoint when ``vip`` is
+    given (kube_control_plane_lb keepalived). Once `kubectl get nodes` failed the other queries are skipped."""
+    return f"""\
 LC_ALL=C; export LC_ALL
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 s() {{ printf '\\n{MARKER}%s@@\\n' "$1"; }}
@@ -70,20 +76,27 @@ if ! command -v kubectl >/dev/null 2>&1; then echo no-kubectl; s end; exit 0; fi
 if ! $SUDO test -r "$K"; then echo no-kubeconfig; s end; exit 0; fi
 echo ok
 err=$(mktemp) || exit 1
+down=
 q() {{
   name=$1; shift
+  if [ -n "$down" ]; then s "$name.rc"; echo skipped; return; fi
   s "$name"; $SUDO kubectl --kubeconfig "$K" --request-timeout=20s get "$@" -o json 2>"$err"
   rc=$?; s "$name.rc"; echo $rc; s "$name.err"; tail -n 3 "$err"
+  if [ "$name" = nodes ] && [ "$rc" != 0 ]; then down=1; fi
 }}
 {_query_lines()}
-{certificates.script_part(control_plane=True)}rm -f "$err"
+{certificates.script_part(control_plane=True)}{endpoint.script_part(vip) if vip else ""}rm -f "$err"
 s end
 exit 0
 """
 
 
-def certificates_script(control_plane: bool) -> str:
-    """The script for a node other than the first control plane: its certificates only."""
+STATUS_SCRIPT = status_script()
+
+
+def certificates_script(control_plane: bool, vip: str = "") -> str:
+    """The script for a node other than the first control plane: its certificates, and on a control plane the API
+    endpoint when ``vip`` is given (kube_control_plane_lb keepalived)."""
     return f"""\
 LC_ALL=C; export LC_ALL
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
@@ -96,7 +109,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo ok
 err=$(mktemp) || exit 1
-{certificates.script_part(control_plane)}rm -f "$err"
+{certificates.script_part(control_plane)}{endpoint.script_part(vip) if vip and control_plane else ""}rm -f "$err"
 s end
 exit 0
 """
@@ -212,34 +225,46 @@ def _fail(conn: Connection, problem: str, fix: str = "") -> UnreachableError:
     return UnreachableError(f"cannot read the cluster through {conn.where}: {problem}" + (f"; {fix}" if fix else ""))
 
 
-def read_cluster(conn: Connection) -> tuple[ClusterObjects, certificates.NodeCertificates]:
-    """Run the status script on the first control plane; what kubectl printed there, and its certificates."""
+def read_cluster(conn: Connection, vip: str = "") -> tuple[ClusterObjects, certificates.NodeCertificates,
+                                                          endpoint.NodeEndpoint | None]:
+    """Run the status script on the first control plane; what kubectl printed there, its certificates, and with
+    ``vip`` the API endpoint there (else None). When the cluster cannot be read, the UnreachableError carries the
+    endpoint if it was read."""
     try:
         with Connector(conn.ssh) as connector, connector.connect(conn.target) as client:
-            result = run_script(client, STATUS_SCRIPT, max(conn.ssh.timeout, 30.0))
+            result = run_script(client, status_script(vip), max(conn.ssh.timeout, 30.0))
     except SshError as exc:
         raise _fail(conn, str(exc), FIXES.get(exc.kind, "").format(name=conn.name)) from None
     except UsageError as exc:  # an unreadable private key
         raise _fail(conn, str(exc).replace("--key ", "ansible_ssh_private_key_file "),
                     f"fix ansible_ssh_private_key_file of {conn.name}") from None
-    objects = parse_output(conn, result.stdout, result.stderr, result.exit_status)
-    return objects, certificates.parse(conn.name, conn.where, True, result.stdout)
+    seen = endpoint.parse(conn.name, conn.where, vip, result.stdout) if vip else None
+    try:
+        objects = parse_output(conn, result.stdout, result.stderr, result.exit_status)
+    except UnreachableError as exc:
+        exc.endpoint = seen if seen is not None and "endpoint-vip" in split_sections(result.stdout) else None
+        raise
+    return objects, certificates.parse(conn.name, conn.where, True, result.stdout), seen
 
 
-def read_certificates(conn: Connection, control_plane: bool,
-                      connector: Connector | None = None) -> certificates.NodeCertificates:
-    """Run the certificates script on one node (through ``connector`` when given, else its own); never raises: what
-    went wrong is the node's one error line."""
-    def failed(problem: str, fix: str = "") -> certificates.NodeCertificates:
+NodeRead = tuple[certificates.NodeCertificates, endpoint.NodeEndpoint | None]
+
+
+def read_node(conn: Connection, control_plane: bool, connector: Connector | None = None, vip: str = "") -> NodeRead:
+    """Run the certificates script on one node (through ``connector`` when given, else its own): its certificates,
+    and on a control plane with ``vip`` the API endpoint there (else None). Never raises: what went wrong is the
+    node's one error line (in both)."""
+    def failed(problem: str, fix: str = "") -> NodeRead:
         line = problem + (f"; {fix}" if fix else "")
-        return certificates.NodeCertificates(conn.name, conn.where, control_plane, errors=[line])
+        return (certificates.NodeCertificates(conn.name, conn.where, control_plane, errors=[line]),
+                endpoint.NodeEndpoint(conn.name, conn.where, errors=[line]) if vip and control_plane else None)
 
     try:
         with ExitStack() as stack:
             if connector is None:
                 connector = stack.enter_context(Connector(conn.ssh))
             client = stack.enter_context(connector.connect(conn.target))
-            result = run_script(client, certificates_script(control_plane), max(conn.ssh.timeout, 30.0))
+            result = run_script(client, certificates_script(control_plane, vip), max(conn.ssh.timeout, 30.0))
     except SshError as exc:
         return failed(str(exc), FIXES.get(exc.kind, "").format(name=conn.name))
     except UsageError as exc:  # an unreadable private key
@@ -254,12 +279,24 @@ def read_certificates(conn: Connection, control_plane: bool,
     if preflight != "ok":
         last = (result.stderr.strip().splitlines() or [f"exit status {result.exit_status}"])[-1]
         return failed(f"the certificates script was cut short ({last})", f"check that {conn.name} has a POSIX sh")
-    return certificates.parse(conn.name, conn.where, control_plane, result.stdout)
+    return (certificates.parse(conn.name, conn.where, control_plane, result.stdout),
+            endpoint.parse(conn.name, conn.where, vip, result.stdout) if vip and control_plane else None)
+
+
+def read_certificates(conn: Connection, control_plane: bool,
+                      connector: Connector | None = None) -> certificates.NodeCertificates:
+    """``read_node`` without the API endpoint: one node's certificates."""
+    return read_node(conn, control_plane, connector)[0]
 
 
 def read_all_certificates(conns: Sequence[tuple[Connection, bool]],
                           parallel: int = 16) -> list[certificates.NodeCertificates]:
-    """``read_certificates`` on each (connection, control plane) at once, at most ``parallel`` at a time, in order;
+    """``read_certificates`` on each (connection, control plane) at once, in order (see ``read_all_nodes``)."""
+    return [found for found, _ in read_all_nodes(conns, parallel=parallel)]
+
+
+def read_all_nodes(conns: Sequence[tuple[Connection, bool]], vip: str = "", parallel: int = 16) -> list[NodeRead]:
+    """``read_node`` on each (connection, control plane) at once, at most ``parallel`` at a time, in order;
     the nodes with the same SSH options share one connector (one key load, one known_hosts)."""
     if not conns:
         return []
@@ -272,7 +309,7 @@ def read_all_certificates(conns: Sequence[tuple[Connection, bool]],
                 except UsageError:
                     connectors[conn.ssh] = None  # read_certificates reports it for each of its nodes
         with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(conns)))) as pool:
-            return list(pool.map(lambda item: read_certificates(item[0], item[1], connectors[item[0].ssh]), conns))
+            return list(pool.map(lambda item: read_node(item[0], item[1], connectors[item[0].ssh], vip), conns))
 
 
 def parse_output(conn: Connection, stdout: str, stderr: str = "", exit_status: int = 0) -> ClusterObjects:

@@ -7,6 +7,7 @@ from typing import Any
 
 from kubeboot.status.certificates import NodeCertificates, Row, days
 from kubeboot.status.compare import Drift, NodeStatus, Status
+from kubeboot.status.endpoint import Endpoint, fix
 from kubeboot.status.remote import EXIT_UNREACHABLE
 
 EXIT_OK = 0
@@ -14,8 +15,9 @@ EXIT_DRIFT = 3
 
 
 def exit_code(status: Status) -> int:
-    """4 when a node's certificates could not be read, 3 for drift or a certificate close to expiry, else 0."""
-    if any(n.errors for n in status.certificates):
+    """4 when a node's certificates or API endpoint could not be read, 3 for drift (the API endpoint's problems
+    included) or a certificate close to expiry, else 0."""
+    if any(n.errors for n in status.certificates) or (status.endpoint is not None and status.endpoint.errors):
         return EXIT_UNREACHABLE
     if status.all_drift or any(n.marked(status.certificate_warn_days) for n in status.certificates):
         return EXIT_DRIFT
@@ -84,6 +86,8 @@ def table(status: Status) -> str:
     else:
         lines += [f"  {e.server}:{e.path} {' '.join(e.clients) or '(no clients listed)'}" for e in status.nfs]
 
+    if status.endpoint is not None:
+        lines += endpoint_lines(status.endpoint)
     lines += certificate_lines(status)
 
     drift = status.all_drift
@@ -102,6 +106,43 @@ def _expires(row: Row) -> str:
     if not row.expires:
         return "-"
     return dt.datetime.fromisoformat(row.expires).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _vip_holder(api: Endpoint) -> str:
+    holders = api.holders
+    if not holders:
+        return "nobody  PROBLEM"
+    if len(holders) > 1:
+        return f"{', '.join(holders)}  PROBLEM: split brain"
+    return holders[0]
+
+
+def endpoint_lines(api: Endpoint) -> list[str]:
+    """Who holds the VIP, then each control plane's keepalived and haproxy and haproxy's backends, then what is
+    wrong with the fix."""
+    lines = ["", f"API endpoint {api.endpoint} (kube_control_plane_lb keepalived):",
+             f"  VIP {api.vip} held by: {_vip_holder(api)}"]
+    if not api.nodes:
+        lines.append("  no control plane read")
+    for node in api.nodes:
+        if node.holds_vip is None and not node.services and node.servers is None:
+            lines.append(f"  {node.where}: not read: {'; '.join(node.errors)}")
+            continue
+        vip = {True: "holds the VIP", False: "does not hold the VIP", None: "VIP not known"}[node.holds_vip]
+        services = ", ".join(f"{unit} {node.services.get(unit) or 'not known'}" for unit in ("keepalived", "haproxy"))
+        lines.append(f"  {node.where}: {vip}; {services}")
+        if node.servers:
+            rows: list[tuple[str, ...]] = [("BACKEND", "STATUS", "CHECK", "SINCE")]
+            rows += [(s.name, s.status, s.check or "-", "-" if s.lastchg is None else f"{s.lastchg} s")
+                     for s in node.servers]
+            lines += [f"    {line}" for line in _columns(rows)]
+        elif node.servers == []:
+            lines.append("    haproxy has no backend kube_apiserver server")
+        elif not node.errors:
+            lines.append("    backends not read: haproxy does not run")
+        lines += [f"    not read: {error}" for error in node.errors]
+    lines += [f"  {d.line()}: {fix(d)}" for d in api.problems()]
+    return lines
 
 
 def certificate_lines(status: Status) -> list[str]:
@@ -170,5 +211,6 @@ def to_json(status: Status) -> dict[str, Any]:
         "drift": [d.as_dict() for d in status.all_drift],
         "certificate_warn_days": status.certificate_warn_days,
         "warnings": status.certificate_warnings,
+        "endpoint": None if status.endpoint is None else status.endpoint.as_dict(),
         "exit_code": exit_code(status),
     }
