@@ -10,6 +10,7 @@ several tries)."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import Sandbox, recap, task_results
+from tests.conftest import Sandbox, kubeboot, recap, task_results
 from tests.sandbox.cluster_helpers import KUBECTL, kubectl_json, ready_nodes
 from tests.sandbox.ha_probe import Prober
 
@@ -97,6 +98,18 @@ def test_the_cluster_forms_through_the_vip(box: Sandbox) -> None:
     assert f"IP Address:{VIP}" in sans, sans
     for cp in CONTROL_PLANES:
         assert box.ssh(cp, f"{KUBECTL} get --raw /readyz").stdout.strip() == "ok"
+    # kubeboot status: who holds the VIP, and every haproxy's backends up.
+    status = endpoint_status(box)
+    assert status["holders"] == ["cp1"], status
+    for view in status["control_planes"]:
+        assert {b["name"]: b["status"] for b in view["backends"]} == dict.fromkeys(CONTROL_PLANES, "UP"), view
+
+
+def endpoint_status(box: Sandbox) -> Any:
+    """`kubeboot status --json`'s endpoint part, with the status exit 0 (no drift)."""
+    out = kubeboot("status", "-i", str(box.inventory), "--json", check=False)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    return json.loads(out.stdout)["endpoint"]
 
 
 def test_check_mode_runs_clean(box: Sandbox) -> None:
