@@ -54,6 +54,7 @@ def test_ipvs_refused_on_a_kernel_without_it_and_nothing_changed(sandbox_factory
                          rf" ip_vs: (.*?); no /proc/net/ip_vs, no /sys/module/ip_vs\); use kube_proxy_mode iptables"
                          r" or nftables, or a kernel with ip_vs \(.*?\)\. Nothing was changed\.", output)
         assert line, output[-4000:]
+        print(f"\nipvs: {line[0]}")
         assert "ip_vs" in line[1]  # modprobe's own words, e.g. "Module ip_vs not found in directory /lib/modules/..."
     # The run stopped at the check: no later play started, no node reported a change.
     assert "PLAY [IPVS | The nodes' kernels have IPVS]" in output
