@@ -63,10 +63,11 @@ def one_holder(control_planes: list[str], timeout: float = 120) -> str:
 
 def ready_again(host: str, timeout: float = 600) -> None:
     """The node's API server answers on its own address and its keepalived and haproxy run."""
+    address = node(host, "hostname -I").split()[0]
     deadline = time.monotonic() + timeout
     while True:
         out = node(host, "kubectl --kubeconfig /etc/kubernetes/admin.conf --request-timeout=3s "
-                         "--server https://127.0.0.1:6443 get --raw /readyz 2>/dev/null; "
+                         f"--server https://{address}:6443 get --raw /readyz 2>/dev/null; "
                          "systemctl is-active keepalived haproxy", check=False).split()
         if out == ["ok", "active", "active"]:
             return
