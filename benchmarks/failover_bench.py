@@ -16,6 +16,7 @@ started again and waited for (it comes back as a backup: the VIP stays where it 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -61,9 +62,8 @@ def one_holder(control_planes: list[str], timeout: float = 120) -> str:
         time.sleep(1)
 
 
-def ready_again(host: str, timeout: float = 600) -> None:
+def ready_again(host: str, address: str, timeout: float = 600) -> None:
     """The node's API server answers on its own address and its keepalived and haproxy run."""
-    address = node(host, "hostname -I").split()[0]
     deadline = time.monotonic() + timeout
     while True:
         out = node(host, "kubectl --kubeconfig /etc/kubernetes/admin.conf --request-timeout=3s "
@@ -76,7 +76,8 @@ def ready_again(host: str, timeout: float = 600) -> None:
         time.sleep(2)
 
 
-def take_away(case: str, control_planes: list[str], layout: str, inventory: Path) -> tuple[str, str, Outage]:
+def take_away(case: str, addresses: dict[str, str], layout: str, inventory: Path) -> tuple[str, str, Outage]:
+    control_planes = [name for name in addresses if name.startswith("cp")]
     holder = one_holder(control_planes)
     prober = Prober(VIP, PORT, interval=0.2, timeout=1.0, limit=120.0)
     prober.start()
@@ -91,7 +92,7 @@ def take_away(case: str, control_planes: list[str], layout: str, inventory: Path
     if case == "power-off":
         kubeboot("sandbox", "up", "--name", NAME, "--layout", layout, "--standin", "--subnet", SUBNET,
                  "--inventory", str(inventory))
-    ready_again(holder)
+    ready_again(holder, addresses[holder])
     return holder, new, outage
 
 
@@ -105,15 +106,15 @@ def main() -> int:
     count = int(args.layout.split("cp")[0])
     if count < 2:
         raise SystemExit("failover_bench: --layout needs at least 2 control planes, e.g. 3cp1w")
-    control_planes = [f"cp{i}" for i in range(1, count + 1)]
     print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, kernel {platform.release()}; layout {args.layout}, "
           f"VIP {VIP}:{PORT}; probe: GET /readyz every 0.2 s, 1 s timeout")
     rows: dict[str, list[Outage]] = {case: [] for case in CASES}
     with tempfile.TemporaryDirectory(prefix="kubeboot-failover-bench-") as tmp:
         inventory = Path(tmp) / "hosts.yml"
         try:
-            kubeboot("sandbox", "up", "--name", NAME, "--layout", args.layout, "--standin", "--subnet", SUBNET,
-                     "--inventory", str(inventory))
+            up = kubeboot("sandbox", "up", "--name", NAME, "--layout", args.layout, "--standin", "--subnet", SUBNET,
+                          "--inventory", str(inventory), "--json")
+            addresses = {name: str(n["address"]) for name, n in json.loads(up.stdout)["nodes"].items()}
             (Path(tmp) / "group_vars").mkdir()
             (Path(tmp) / "group_vars" / "all.yml").write_text(
                 f"---\nkube_control_plane_lb: keepalived\nkube_control_plane_vip: {VIP}\n")
@@ -130,7 +131,7 @@ def main() -> int:
                 order = CASES if attempt % 2 else tuple(reversed(CASES))
                 for case in order:
                     load = os.getloadavg()[0]
-                    holder, new, outage = take_away(case, control_planes, args.layout, inventory)
+                    holder, new, outage = take_away(case, addresses, args.layout, inventory)
                     rows[case].append(outage)
                     print(f"{attempt:>3}  {case:<17} {holder:<5} {new:<5} {load:>5.1f} {outage.calls:>5} "
                           f"{outage.failed:>6} {outage.longest_gap:>13.1f}", flush=True)
