@@ -67,7 +67,7 @@ def ready_again(host: str, address: str, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while True:
         out = node(host, "kubectl --kubeconfig /etc/kubernetes/admin.conf --request-timeout=3s "
-                         f"--server https://{address}:6443 get --raw /readyz 2>/dev/null; "
+                         f"--server https://{address}:6443 get --raw /readyz 2>/dev/null; echo; "
                          "systemctl is-active keepalived haproxy", check=False).split()
         if out == ["ok", "active", "active"]:
             return

@@ -36,7 +36,7 @@ def test_haproxy_balances_to_every_api_server_with_tls_readyz_checks() -> None:
                        haproxy_bind_addresses=["10.213.53.100", "127.0.0.1"])
     config = lines(text)
     assert "mode tcp" in config
-    assert config.index("frontend kube_apiserver") < config.index("bind 10.213.53.100:8443") \
+    assert config.index("frontend kube_apiserver") < config.index("bind 10.213.53.100:8443 transparent") \
         < config.index("bind 127.0.0.1:8443") < config.index("backend kube_apiserver")
     backend = config[config.index("backend kube_apiserver"):]
     assert "option httpchk GET /readyz" in backend and "http-check expect status 200" in backend
