@@ -30,6 +30,9 @@ def _proc_value(path: str) -> str | None:
 def port_in_use(port: int) -> bool:
     host = "127.0.0.1" if os.environ.get("KUBEBOOT_STANDIN_ROOT") else ""
     s = socket.socket()
+    # As Go's net.Listen (kubeadm's check): SO_REUSEADDR, so that connections of a stopped server left in TIME_WAIT
+    # do not count; a socket listening there still does.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         s.bind((host, port))
     except OSError:
