@@ -264,3 +264,25 @@ def test_rename_the_watchdog_reverted_first_is_reported_not_reverted_again(nicbo
         assert nicbox.ssh("node3", "test -e /etc/systemd/network/10-kubeboot-lan0.link", check=False).returncode != 0
     finally:
         nicbox.ssh("node3", f"rm -f {stale}", check=False)
+
+
+def test_facts_gathered_before_the_rename_are_read_again_after_it(nicbox: Sandbox) -> None:
+    """site.yml gathers facts once, for its checks, before the rename; what later plays derive from them (flannel's
+    --iface, the node's public NIC) must name the NIC as renamed, in the same run: otherwise the first run configures
+    flannel without --iface and the second run changes it."""
+    mac = nicbox.nodes["node3"]["macs"][1]
+    repo = Path(__file__).resolve().parents[2]
+    playbook = nicbox.inventory.parent / "facts-rename-facts.yml"
+    playbook.write_text(
+        f"- ansible.builtin.import_playbook: {repo}/playbooks/facts.yml\n"
+        f"- ansible.builtin.import_playbook: {repo}/playbooks/nic_rename.yml\n"
+        f"- ansible.builtin.import_playbook: {repo}/playbooks/facts.yml\n"
+        "- hosts: k8s_cluster\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.debug:\n"
+        "        msg: \"derived: cni_iface={{ kubeboot_cluster.cni_iface }}"
+        " public_nic={{ kubeboot_node.public_nic }}\"\n")
+    result = run_ansible("ansible-playbook", "-i", str(inventory_dir(nicbox)), str(playbook), "--limit", "node3",
+                         "-e", "nic_rename_confirm=true", "-e", f"public_nic_mac={mac}", "-e", "public_nic_name=fresh1",
+                         "-e", "nic_rename_apply=live", timeout=900)
+    assert links(nicbox, "node3")["fresh1"]["mac"] == mac
+    assert "derived: cni_iface=fresh1 public_nic=fresh1" in flat(result.stdout)
