@@ -3,11 +3,13 @@
 
     python3 tests/standin/build_repo.py --out /var/cache/kubeboot/standin-repo
 
-Produces, under --out:
-  core:/stable:/v1.33/deb/            flat apt repo (Packages, Release, InRelease, Release.gpg, Release.key)
-  core:/stable:/v1.33/deb/amd64/*.deb kubeadm, kubelet, kubectl, cri-tools, kubernetes-cni
-  release/v1.33.1/bin/linux/amd64/    kubeadm, kubelet, kubectl + .sha256 (like dl.k8s.io)
-  release/stable-1.33.txt
+Produces, under --out, for each minor it serves (1.32 and 1.33; 1.33 is the default the sandbox points at):
+  core:/stable:/v1.MM/deb/            flat apt repo (Packages, Release, InRelease, Release.gpg, Release.key)
+  core:/stable:/v1.MM/deb/amd64/*.deb kubeadm, kubelet, kubectl (the real kubectl of that minor), cri-tools,
+                                      kubernetes-cni
+  release/v1.MM.P/bin/linux/amd64/    kubeadm, kubelet, kubectl + .sha256 (like dl.k8s.io)
+  release/stable-1.MM.txt
+and once:
   release/cri-tools/v1.33.0/crictl-v1.33.0-linux-amd64.tar.gz (+ .sha256, like the cri-tools releases)
   release/cni-plugins/v1.6.0/cni-plugins-linux-amd64-v1.6.0.tgz (+ .sha256, like the CNI plugins releases)
   kubernetes-release/cmd/krel/templates/latest/{kubelet/kubelet.service,kubeadm/10-kubeadm.conf}
@@ -19,8 +21,11 @@ From Python (the sandbox integration): `ensure_built(cache_dir) -> Path` returns
 
 Host needs (Debian packages): dpkg-dev (dpkg-scanpackages), gpg, python3, apt (apt-get download of
 containernetworking-plugins for kubernetes-cni and of etcd-server for the etcd the kubelet runs), gcc and libc6-dev
-(the static pause binary of the pause image the kubelet zipapp carries, pause/) and the real kubectl 1.33
-(google-cloud-cli's kubectl).
+(the static pause binary of the pause image the kubelet zipapp carries, pause/) and the real kubectl of each
+minor (google-cloud-cli's kubectl.1.32 and kubectl.1.33).
+
+Each build of kubeadm and kubelet carries its version as package data (kubeboot_standin/VERSION), which the stand-in
+reads at run time (paths.VERSION): kubeadm version, kubelet --version, the control-plane images kubeadm writes.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import tarfile
 import tempfile
 import time
 import zipapp
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -50,12 +55,26 @@ MANIFESTS = HERE / "manifests"
 PAUSE = HERE / "pause"
 sys.path.insert(0, str(HERE))
 
-from kubeboot_standin.paths import DEB_VERSION, VERSION  # noqa: E402
+from kubeboot_standin.paths import DEFAULT_VERSION, deb_version  # noqa: E402
 from pause import archive as pause_archive  # noqa: E402
 
-MINOR = ".".join(VERSION.lstrip("v").split(".")[:2])
-REPO_PATH = f"core:/stable:/v{MINOR}/deb"
-KUBECTL_CANDIDATES = [Path(f"/usr/lib/google-cloud-sdk/bin/kubectl.{MINOR}")]
+
+def minor_of(version: str) -> str:
+    return ".".join(version.lstrip("v").split(".")[:2])
+
+
+def repo_path(minor: str) -> str:
+    return f"core:/stable:/v{minor}/deb"
+
+
+# The releases served, one per minor (each in its own repository, as pkgs.k8s.io lays them out): the versions of
+# the real kubectl.1.32 and kubectl.1.33 of this machine image, so that every package of a release reports it.
+VERSIONS = {"1.32": "v1.32.5", minor_of(DEFAULT_VERSION): DEFAULT_VERSION}
+# The default the sandbox points the roles at (describe()'s repo/version).
+VERSION = DEFAULT_VERSION
+DEB_VERSION = deb_version(VERSION)
+MINOR = minor_of(VERSION)
+REPO_PATH = repo_path(MINOR)
 CRI_TOOLS_VERSION = "1.33.0-1.1"
 CNI_VERSION = "1.6.0-1.1"
 _CRICTL_V = "v" + CRI_TOOLS_VERSION.split("-", maxsplit=1)[0]
@@ -69,6 +88,8 @@ GRPC_DEPS = f"{PY_DEPS}, python3-grpcio"
 PAUSE_DATA = "kubeboot_standin/pause.tar"
 # The etcd the kubelet runs for the etcd static pod (the etcd image's content): Debian's etcd-server binary.
 ETCD_DATA = "kubeboot_standin/etcd"
+# The version a build reports (paths.VERSION reads it at run time).
+VERSION_DATA = "kubeboot_standin/VERSION"
 HOST_TOOLS = {"dpkg-deb": "dpkg", "dpkg-scanpackages": "dpkg-dev", "gpg": "gpg", "apt-get": "apt", "gcc": "gcc"}
 
 
@@ -76,25 +97,33 @@ def fail(msg: str) -> NoReturn:
     raise SystemExit(f"build_repo: {msg}")
 
 
-def check_host() -> Path:
+def kubectl_path(minor: str) -> Path:
+    """The real kubectl of a minor in this machine image (google-cloud-cli's kubectl.1.MM)."""
+    return Path(f"/usr/lib/google-cloud-sdk/bin/kubectl.{minor}")
+
+
+def check_host() -> dict[str, Path]:
+    """The real kubectl of each minor served, after checking the host tools."""
     missing = sorted({pkg for tool, pkg in HOST_TOOLS.items() if shutil.which(tool) is None})
     if missing:
         fail(f"missing host tools; install with: apt-get install -y {' '.join(missing)}")
-    kubectl = next((k for k in KUBECTL_CANDIDATES if k.exists()), None)
-    if kubectl is None:
-        fail(f"the real kubectl {MINOR} is needed (looked at {', '.join(map(str, KUBECTL_CANDIDATES))})")
-    return kubectl
+    kubectls = {minor: kubectl_path(minor) for minor in VERSIONS}
+    for minor, kubectl in kubectls.items():
+        if not kubectl.exists():
+            fail(f"the real kubectl {minor} is needed (looked at {kubectl})")
+    return kubectls
 
 
-def source_hash(kubectl: Path) -> str:
+def source_hash(kubectls: dict[str, Path]) -> str:
     h = hashlib.sha256()
     inputs = [*PKG_SRC.rglob("*.py"), *PACKAGING.iterdir(), *MANIFESTS.glob("*.yaml"), *PAUSE.glob("*.[cp]*"),
               Path(__file__)]
     for f in sorted(f for f in inputs if f.is_file()):
         h.update(str(f.relative_to(HERE)).encode())
         h.update(f.read_bytes())
-    st = kubectl.stat()
-    h.update(f"{kubectl}:{st.st_size}:{int(st.st_mtime)}".encode())
+    for minor, kubectl in sorted(kubectls.items()):
+        st = kubectl.stat()
+        h.update(f"{VERSIONS[minor]}:{kubectl}:{st.st_size}:{int(st.st_mtime)}".encode())
     return h.hexdigest()
 
 
@@ -197,11 +226,16 @@ def debian_files(cache: Path, package: str, name: str, wanted: str) -> Path:
     return path
 
 
-def gpg_sign(repo: Path, work: Path) -> None:
+GPG_BASE = ["gpg", "--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", ""]
+
+
+def gpg_key(work: Path) -> dict[str, str]:
+    """A signing key of the build (one for every repository, as the pkgs.k8s.io minors share theirs): the
+    environment that uses it."""
     home = work / "gnupg"
     home.mkdir(mode=0o700)
     env = {**os.environ, "GNUPGHOME": str(home)}
-    base = ["gpg", "--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", ""]
+    base = GPG_BASE
     subprocess.run(
         [
             *base,
@@ -215,6 +249,11 @@ def gpg_sign(repo: Path, work: Path) -> None:
         check=True,
         capture_output=True,
     )
+    return env
+
+
+def gpg_sign(repo: Path, env: dict[str, str]) -> None:
+    base = GPG_BASE
     key = subprocess.run(["gpg", "--batch", "--armor", "--export"], env=env, check=True, capture_output=True).stdout
     (repo / "Release.key").write_bytes(key)
     subprocess.run(
@@ -229,15 +268,14 @@ def gpg_sign(repo: Path, work: Path) -> None:
         check=True,
         capture_output=True,
     )
-    subprocess.run(["gpgconf", "--kill", "all"], env=env, check=False, capture_output=True)
 
 
-def write_release(repo: Path) -> None:
+def write_release(repo: Path, minor: str) -> None:
     files = ["Packages", "Packages.gz"]
     date = time.strftime("%a, %d %b %Y %H:%M:%S UTC", time.gmtime())
     lines = [
-        f"Origin: obs://build.opensuse.org/isv:kubernetes:core:stable:v{MINOR}/deb",
-        f"Label: isv:kubernetes:core:stable:v{MINOR}",
+        f"Origin: obs://build.opensuse.org/isv:kubernetes:core:stable:v{minor}/deb",
+        f"Label: isv:kubernetes:core:stable:v{minor}",
         "Architectures: amd64",
         f"Date: {date}",
     ]
@@ -257,23 +295,16 @@ def pause_image(target: Path) -> Path:
         fail(str(exc))
 
 
-def build(out: Path, cache: Path, kubectl: Path) -> None:
+def build(out: Path, cache: Path, kubectls: dict[str, Path]) -> None:
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
-        bins = work / "bin"
-        bins.mkdir()
         pause_tar = pause_image(work / "pause.tar")
-        make_zipapp(bins / "kubeadm", "kubeboot_standin.kubeadm.cli", "main")
-        make_zipapp(
-            bins / "kubelet", "kubeboot_standin.kubelet", "main", {PAUSE_DATA: pause_tar, ETCD_DATA: etcd_binary(cache)}
-        )
-        make_zipapp(bins / "crictl", "kubeboot_standin.crictl", "main")
-        shutil.copy(kubectl, bins / "kubectl")
+        etcd = etcd_binary(cache)
+        crictl = work / "crictl"
+        make_zipapp(crictl, "kubeboot_standin.crictl", "main")
         new = out.with_name(out.name + ".new")
         shutil.rmtree(new, ignore_errors=True)
-        repo = new / REPO_PATH
-        debs = repo / "amd64"
-        debs.mkdir(parents=True)
+        gpg = gpg_key(work)
 
         def stage(name: str, files: dict[str, Path]) -> Path:
             s = work / f"stage-{name}"
@@ -287,46 +318,12 @@ def build(out: Path, cache: Path, kubectl: Path) -> None:
                     t.chmod(0o755 if "/bin/" in dest else 0o644)
             return s
 
+        # Packages of every minor: cri-tools and kubernetes-cni are the same in each repository.
+        common = work / "common"
+        common.mkdir()
         build_deb(
-            stage(
-                "kubeadm",
-                {
-                    "/usr/bin/kubeadm": bins / "kubeadm",
-                    "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf": PACKAGING / "10-kubeadm.conf",
-                },
-            ),
-            debs,
-            "kubeadm",
-            DEB_VERSION,
-            f"cri-tools (>= 1.30.0), {PY_DEPS}",
-            "Command-line utility for administering a Kubernetes cluster (offline test stand-in)",
-        )
-        build_deb(
-            stage(
-                "kubelet",
-                {
-                    "/usr/bin/kubelet": bins / "kubelet",
-                    "/usr/lib/systemd/system/kubelet.service": PACKAGING / "kubelet.service",
-                },
-            ),
-            debs,
-            "kubelet",
-            DEB_VERSION,
-            f"iptables (>= 1.4.21), kubernetes-cni (>= 1.2.0), iproute2, mount, util-linux, {GRPC_DEPS}",
-            "Node agent for Kubernetes clusters (offline test stand-in)",
-            {"postinst": PACKAGING / "kubelet.postinst", "postrm": PACKAGING / "kubelet.postrm"},
-        )
-        build_deb(
-            stage("kubectl", {"/usr/bin/kubectl": bins / "kubectl"}),
-            debs,
-            "kubectl",
-            DEB_VERSION,
-            "",
-            "Command-line utility for interacting with a Kubernetes cluster",
-        )
-        build_deb(
-            stage("cri-tools", {"/usr/bin/crictl": bins / "crictl"}),
-            debs,
+            stage("cri-tools", {"/usr/bin/crictl": crictl}),
+            common,
             "cri-tools",
             CRI_TOOLS_VERSION,
             GRPC_DEPS,
@@ -337,27 +334,16 @@ def build(out: Path, cache: Path, kubectl: Path) -> None:
         shutil.copytree(cni_plugins(cache), cni_stage / "opt/cni/bin")
         build_deb(
             cni_stage,
-            debs,
+            common,
             "kubernetes-cni",
             CNI_VERSION,
             "",
             "Binaries required to provision kubernetes container networking (Debian's plugins)",
         )
-        packages = subprocess.run(
-            ["dpkg-scanpackages", "--multiversion", "amd64"], cwd=repo, check=True, capture_output=True
-        ).stdout
-        (repo / "Packages").write_bytes(packages)
-        (repo / "Packages.gz").write_bytes(gzip.compress(packages, mtime=0))
-        write_release(repo)
-        gpg_sign(repo, work)
-        rel = new / "release" / VERSION / "bin/linux/amd64"
-        rel.mkdir(parents=True)
-        for b in ("kubeadm", "kubelet", "kubectl"):
-            shutil.copy(bins / b, rel / b)
-            (rel / b).chmod(0o755)
-            (rel / f"{b}.sha256").write_text(hashlib.sha256((rel / b).read_bytes()).hexdigest())
-        (new / "release" / f"stable-{MINOR}.txt").write_text(VERSION + "\n")
-        tarball(new / CRICTL_TARBALL, {"crictl": bins / "crictl"}, with_hash_name=False)
+        for minor, version in sorted(VERSIONS.items()):
+            build_minor(new, work, minor, version, kubectls[minor], common, stage, pause_tar, etcd, gpg)
+        subprocess.run(["gpgconf", "--kill", "all"], env=gpg, check=False, capture_output=True)
+        tarball(new / CRICTL_TARBALL, {"crictl": crictl}, with_hash_name=False)
         cni_bin = cni_stage / "opt/cni/bin"
         tarball(
             new / CNI_TARBALL,
@@ -372,6 +358,90 @@ def build(out: Path, cache: Path, kubectl: Path) -> None:
         publish_manifests(new)
         shutil.rmtree(out, ignore_errors=True)
         new.rename(out)
+
+
+def build_minor(
+    new: Path,
+    work: Path,
+    minor: str,
+    version: str,
+    kubectl: Path,
+    common: Path,
+    stage: Callable[[str, dict[str, Path]], Path],
+    pause_tar: Path,
+    etcd: Path,
+    gpg: dict[str, str],
+) -> None:
+    """One minor's repository (core:/stable:/v<minor>/deb) and release binaries (release/<version>/...)."""
+    bins = work / f"bin-{version}"
+    bins.mkdir()
+    version_file = work / f"VERSION-{version}"
+    version_file.write_text(version + "\n")
+    make_zipapp(bins / "kubeadm", "kubeboot_standin.kubeadm.cli", "main", {VERSION_DATA: version_file})
+    make_zipapp(
+        bins / "kubelet",
+        "kubeboot_standin.kubelet",
+        "main",
+        {PAUSE_DATA: pause_tar, ETCD_DATA: etcd, VERSION_DATA: version_file},
+    )
+    shutil.copy(kubectl, bins / "kubectl")
+    deb = deb_version(version)
+    repo = new / repo_path(minor)
+    debs = repo / "amd64"
+    debs.mkdir(parents=True)
+    build_deb(
+        stage(
+            f"kubeadm-{version}",
+            {
+                "/usr/bin/kubeadm": bins / "kubeadm",
+                "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf": PACKAGING / "10-kubeadm.conf",
+            },
+        ),
+        debs,
+        "kubeadm",
+        deb,
+        f"cri-tools (>= 1.30.0), {PY_DEPS}",
+        "Command-line utility for administering a Kubernetes cluster (offline test stand-in)",
+    )
+    build_deb(
+        stage(
+            f"kubelet-{version}",
+            {
+                "/usr/bin/kubelet": bins / "kubelet",
+                "/usr/lib/systemd/system/kubelet.service": PACKAGING / "kubelet.service",
+            },
+        ),
+        debs,
+        "kubelet",
+        deb,
+        f"iptables (>= 1.4.21), kubernetes-cni (>= 1.2.0), iproute2, mount, util-linux, {GRPC_DEPS}",
+        "Node agent for Kubernetes clusters (offline test stand-in)",
+        {"postinst": PACKAGING / "kubelet.postinst", "postrm": PACKAGING / "kubelet.postrm"},
+    )
+    build_deb(
+        stage(f"kubectl-{version}", {"/usr/bin/kubectl": bins / "kubectl"}),
+        debs,
+        "kubectl",
+        deb,
+        "",
+        "Command-line utility for interacting with a Kubernetes cluster",
+    )
+    for f in sorted(common.glob("*.deb")):
+        shutil.copy(f, debs / f.name)
+    packages = subprocess.run(
+        ["dpkg-scanpackages", "--multiversion", "amd64"], cwd=repo, check=True, capture_output=True
+    ).stdout
+    (repo / "Packages").write_bytes(packages)
+    (repo / "Packages.gz").write_bytes(gzip.compress(packages, mtime=0))
+    write_release(repo, minor)
+    gpg_sign(repo, gpg)
+    rel = new / "release" / version / "bin/linux/amd64"
+    rel.mkdir(parents=True)
+    for b in ("kubeadm", "kubelet", "kubectl"):
+        shutil.copy(bins / b, rel / b)
+        (rel / b).chmod(0o755)
+        (rel / f"{b}.sha256").write_text(hashlib.sha256((rel / b).read_bytes()).hexdigest())
+    (new / "release" / f"stable-{minor}.txt").write_text(version + "\n")
 
 
 def publish_manifests(web: Path) -> None:
@@ -409,15 +479,15 @@ def layout(out: Path) -> list[str]:
 def build_if_needed(out: Path, cache: Path, force: bool = False) -> bool:
     """Build out unless its stamp matches the sources; True when it (re)built. Holds a lock beside out so that
     concurrent callers for the same out build once and the others wait, then see it up to date."""
-    kubectl = check_host()
+    kubectls = check_host()
     with locked(out.with_name(f".{out.name}.lock")):
-        digest = source_hash(kubectl)
+        digest = source_hash(kubectls)
         stamp = out / ".stamp"
         fresh = stamp.exists() and stamp.read_text().strip() == digest
         if fresh and not force:
             return False
         cache.mkdir(parents=True, exist_ok=True)
-        build(out, cache, kubectl)
+        build(out, cache, kubectls)
         stamp.write_text(digest + "\n")
         return True
 
@@ -426,7 +496,8 @@ def ensure_built(cache_dir: Path, *, downloads: Path | None = None, force: bool 
     """Build (or reuse) the stand-in's web root under cache_dir and return it: serve that directory over HTTP.
 
     Layout: <dir>/core:/stable:/v1.33/deb/ (apt repo), <dir>/release/v1.33.1/bin/linux/amd64/{kubeadm,kubelet,kubectl}
-    with .sha256, <dir>/release/cri-tools/... and <dir>/release/cni-plugins/... tarballs with .sha256.
+    with .sha256, the same for 1.32 (core:/stable:/v1.32/deb/, release/v1.32.5/...), <dir>/release/cri-tools/...
+    and <dir>/release/cni-plugins/... tarballs with .sha256.
     Cached (rebuilt only when the stand-in's sources change) and safe to call concurrently (file lock).
     downloads: where apt-get download keeps containernetworking-plugins (default cache_dir/downloads)."""
     cache_dir = Path(cache_dir).resolve()
@@ -444,6 +515,16 @@ def describe(out: Path) -> dict[str, Any]:
         "version": VERSION,
         "deb_version": DEB_VERSION,
         "release": f"release/{VERSION}/bin/linux/amd64",
+        # Every minor served (the default above is one of them), e.g. for an upgrade from 1.32 to 1.33.
+        "minors": {
+            minor: {
+                "repo": repo_path(minor),
+                "version": version,
+                "deb_version": deb_version(version),
+                "release": f"release/{version}/bin/linux/amd64",
+            }
+            for minor, version in sorted(VERSIONS.items())
+        },
         "crictl_tarball": CRICTL_TARBALL,
         "cni_plugins_tarball": CNI_TARBALL,
         "files": layout(out),
@@ -466,7 +547,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({**info, "rebuilt": rebuilt}, indent=1))
     else:
         print(f"{'built' if rebuilt else 'up to date'}: {out}")
-        print(f"apt line: deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] http://HOST:PORT/{REPO_PATH}/ /")
+        for minor in sorted(VERSIONS):
+            print(
+                f"apt line ({VERSIONS[minor]}): deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] "
+                f"http://HOST:PORT/{repo_path(minor)}/ /"
+            )
         for f in files:
             print(f"  {f}")
     return 0

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from . import certs
+from . import certs, paths
 
 
 class ApiError(Exception):
@@ -64,7 +64,7 @@ class Client:
 
     def request(self, method: str, path: str, body: Any = None, ctype: str = "application/json") -> Any:
         conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=self.timeout)
-        headers = {"Accept": "application/json", "User-Agent": "kubeadm/v1.33.1 (linux/amd64)"}
+        headers = {"Accept": "application/json", "User-Agent": f"kubeadm/{paths.VERSION} (linux/amd64)"}
         data = None
         if body is not None:
             data = json.dumps(body).encode()

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from . import paths
+
 GROUP = "kubeadm.k8s.io"
 Schema = dict[str, Any]
 
@@ -365,7 +367,8 @@ def cluster_settings(doc: dict[str, Any] | None, default_version: str) -> Cluste
     )
 
 
-MIN_CONTROL_PLANE = (1, 32, 0)
+# kubeadm's MinimumControlPlaneVersion: one minor below its own.
+MIN_CONTROL_PLANE = (1, paths.MINOR - 1, 0)
 _SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)([-+].*)?$")
 
 

@@ -95,9 +95,12 @@ class StaticPods:
         return name in STATIC_RUNNABLE
 
     @staticmethod
-    def _start(name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
+    def _start(name: str, cmd: list[str], image: str = "") -> subprocess.Popen[bytes]:
         if name != "etcd":
-            return subprocess.Popen(StaticPods._command(name, cmd[1:]))
+            # The API server reports the version of its image (the manifest's tag), as a real one runs the binary
+            # of that image: `kubeadm upgrade apply` rewrites the tag and the restarted API server follows it.
+            env = {**os.environ, "KUBEBOOT_STANDIN_IMAGE": image}
+            return subprocess.Popen(StaticPods._command(name, cmd[1:]), env=env)
         ensure_etcd()
         logfile = paths.host(ETCD_LOG)
         logfile.parent.mkdir(parents=True, exist_ok=True)
@@ -121,6 +124,7 @@ class StaticPods:
                 pod = yaml.safe_load(text)
                 name = pod["metadata"]["name"]
                 cmd = pod["spec"]["containers"][0]["command"]
+                image = str(pod["spec"]["containers"][0].get("image") or "")
             except (OSError, KeyError, IndexError, TypeError, yaml.YAMLError):
                 continue
             seen.append(name)
@@ -134,7 +138,7 @@ class StaticPods:
             if cur:
                 self._stop(cur[1])
             log(f'"Starting static pod" pod="kube-system/{name}"')
-            self.procs[name] = (digest, self._start(name, cmd))
+            self.procs[name] = (digest, self._start(name, cmd, image))
         for name in [n for n in self.procs if n not in seen]:
             log(f'"Killing static pod" pod="kube-system/{name}"')
             self._stop(self.procs.pop(name)[1])
@@ -352,6 +356,9 @@ def node_status(address: str, node: str, cri: str) -> dict[str, Any]:
 
 
 def run(argv: list[str]) -> int:
+    if argv[:1] in (["--version"], ["--version=true"]):
+        print(f"Kubernetes {paths.VERSION}")
+        return 0
     args = parse(argv)
     cfg_path = paths.host(args.config) if args.config else None
     if cfg_path is None or not cfg_path.exists():

@@ -7,11 +7,41 @@ root is "/".
 from __future__ import annotations
 
 import os
+import pkgutil
 from pathlib import Path
 
-VERSION = "v1.33.1"
-DEB_VERSION = "1.33.1-1.1"
+# The version a build of the stand-in reports (kubeadm version, kubelet --version, the API server's /version, the
+# control-plane images kubeadm writes): build_repo.py writes it into each package as kubeboot_standin/VERSION, read
+# here at run time; from the source tree (the stand-in's own tests) it is DEFAULT_VERSION unless
+# KUBEBOOT_STANDIN_VERSION says otherwise (tests only: a "node" of another minor).
+DEFAULT_VERSION = "v1.33.1"
+# v1.33.1's commit; builds of other versions report it too (only its shape matters to the callers).
 GIT_COMMIT = "8adc0f041b8e7ad1d30e29cc59c6ae7a15e19828"
+
+
+def _packaged_version() -> str:
+    override = os.environ.get("KUBEBOOT_STANDIN_VERSION", "").strip()
+    if override:
+        return override if override.startswith("v") else f"v{override}"
+    try:
+        data = pkgutil.get_data(__package__ or "kubeboot_standin", "VERSION")
+    except OSError:
+        data = None
+    return data.decode().strip() if data else DEFAULT_VERSION
+
+
+def deb_version(version: str) -> str:
+    """The pkgs.k8s.io package version of a release: v1.33.1 -> 1.33.1-1.1."""
+    return f"{version.lstrip('v')}-1.1"
+
+
+def minor_of(version: str) -> int:
+    return int(version.lstrip("v").split(".")[1])
+
+
+VERSION = _packaged_version()
+DEB_VERSION = deb_version(VERSION)
+MINOR = minor_of(VERSION)
 
 
 def root() -> Path:

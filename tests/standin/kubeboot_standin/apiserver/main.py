@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 import threading
 import time
@@ -80,8 +82,15 @@ def open_store(args: argparse.Namespace) -> Store:
     return EtcdStore(client)
 
 
+def image_version() -> str:
+    """The version of the kube-apiserver image the kubelet started this process for (the tag of the static pod's
+    image, KUBEBOOT_STANDIN_IMAGE), else the stand-in package's own."""
+    tag = os.environ.get("KUBEBOOT_STANDIN_IMAGE", "").rpartition("/")[2].partition(":")[2].split("@")[0]
+    return tag if re.fullmatch(r"v\d+\.\d+\.\d+", tag) else paths.VERSION
+
+
 def version_info() -> dict[str, str]:
-    v = paths.VERSION
+    v = image_version()
     major, minor, _ = v.lstrip("v").split(".")
     return {
         "major": major,

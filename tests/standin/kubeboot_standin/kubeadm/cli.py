@@ -19,7 +19,7 @@ from .preflight import PreflightError
 
 VERSION_FIELDS = [
     ("Major", "1"),
-    ("Minor", "33"),
+    ("Minor", str(paths.MINOR)),
     ("EmulationMajor", ""),
     ("EmulationMinor", ""),
     ("MinCompatibilityMajor", ""),
