@@ -323,7 +323,8 @@ class Api:
         self.after("update", t.res, out)
         return out
 
-    def patch(self, t: Target, ctype: str, body: Any) -> Obj:
+    def patch(self, t: Target, ctype: str, body: Any, dry_run: bool = False) -> Obj:
+        """Apply a patch; with dry_run (dryRun=All) the patched object is validated and returned, not stored."""
         old = self.get(t)
         ctype = ctype.split(";", maxsplit=1)[0].strip()
         try:
@@ -354,6 +355,9 @@ class Api:
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise ApiError(422, "Invalid", str(exc)) from None
         new.setdefault("metadata", {})["resourceVersion"] = old["metadata"]["resourceVersion"]
+        if dry_run:
+            self.validate(t, new)
+            return new
         return self.update(t, new, old)
 
     def delete(self, t: Target) -> Obj:
@@ -514,6 +518,19 @@ def to_table(res: Resource, objs: list[Obj], list_meta: Obj) -> Obj:
             return [
                 o["metadata"]["name"],
                 o.get("status", {}).get("phase", "Active"),
+                age(o["metadata"].get("creationTimestamp")),
+            ]
+    elif res.kind == "PodDisruptionBudget":
+        cols = [col("Name", fmt="name"), col("Min Available"), col("Max Unavailable"),
+                col("Allowed Disruptions", "integer"), col("Age")]
+
+        def cells(o: Obj) -> list[Any]:
+            spec = o.get("spec") or {}
+            return [
+                o["metadata"]["name"],
+                "N/A" if spec.get("minAvailable") is None else str(spec["minAvailable"]),
+                "N/A" if spec.get("maxUnavailable") is None else str(spec["maxUnavailable"]),
+                (o.get("status") or {}).get("disruptionsAllowed", 0),
                 age(o["metadata"].get("creationTimestamp")),
             ]
     elif res.kind == "CustomResourceDefinition":

@@ -20,7 +20,7 @@ from cryptography import x509
 
 from ..certs import subject_user
 from ..etcd import EtcdError
-from . import protobuf
+from . import disruption, protobuf
 from .api import Api, ApiError, Request, match_fields, match_labels, parse_query, to_table
 from .authz import Attributes, User, authorize
 from .openapi import openapi_v2_protobuf, openapi_v3
@@ -156,23 +156,23 @@ class Handler(BaseHTTPRequestHandler):
         accept = req.headers.get("accept", "")
         if verb == "get":
             obj = api.get(t)
+            if t.res.kind == "PodDisruptionBudget":
+                obj = disruption.with_status(api, obj)
             if "as=Table" in accept:
                 self._send(200, to_table(t.res, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]}))
             else:
                 self._send(200, obj)
         elif verb == "list":
             lst = api.list(t, req.query)
+            if t.res.kind == "PodDisruptionBudget":
+                lst["items"] = [disruption.with_status(api, o) for o in lst["items"]]
             self._send(200, to_table(t.res, lst["items"], lst["metadata"]) if "as=Table" in accept else lst)
         elif verb == "watch":
             self._watch(req, t)
         elif verb == "create":
             obj = _decode(req)
             if t.subresource == "eviction":
-                pod_target = type(t)(t.res, t.namespace, t.name, "")
-                api.delete(pod_target)
-                self._send(
-                    201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
-                )
+                self._send(201, disruption.evict(api, t, obj, req.query.get("dryRun") == "All"))
                 return
             if t.res.kind == "SelfSubjectAccessReview" or t.res.kind == "SubjectAccessReview":
                 self._send(201, access_review(api, req.user, obj))
@@ -182,11 +182,13 @@ class Handler(BaseHTTPRequestHandler):
                 return
             self._send(201, api.create(t, obj, req))
         elif verb == "update":
-            self._send(200, api.update(t, _decode(req)))
+            obj = _decode(req)
+            self._send(200, obj if req.query.get("dryRun") == "All" else api.update(t, obj))
         elif verb == "patch":
-            self._send(200, api.patch(t, req.headers.get("content-type", ""), _decode(req)))
+            dry = req.query.get("dryRun") == "All"
+            self._send(200, api.patch(t, req.headers.get("content-type", ""), _decode(req), dry_run=dry))
         elif verb == "delete":
-            self._send(200, api.delete(t))
+            self._send(200, api.get(t) if req.query.get("dryRun") == "All" else api.delete(t))
         elif verb == "deletecollection":
             lst = api.list(t, req.query)
             for o in lst["items"]:
