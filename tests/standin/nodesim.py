@@ -67,16 +67,26 @@ class Node:
         self.stopped_unit = False
         self.supervisor: threading.Thread | None = None
         self.log = open(self.root / "kubelet.log", "ab")  # noqa: SIM115
+        # The version of the node's stand-in packages (KUBEBOOT_STANDIN_VERSION; "" is the stand-in's default):
+        # the kubelet picks it up when it (re)starts, kubeadm on every call unless the call names another.
+        self.version = ""
 
-    def env(self) -> dict[str, str]:
+    def env(self, version: str | None = None) -> dict[str, str]:
         env = standin_env(self.root)
         env["KUBEBOOT_STANDIN_HEALTHZ_PORT"] = str(self.healthz)
+        v = self.version if version is None else version
+        if v:
+            env["KUBEBOOT_STANDIN_VERSION"] = v
         return env
 
-    def kubeadm(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def kubeadm(
+        self, *args: str, timeout: float = 120, version: str | None = None, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """kubeadm on the node; version: of another kubeadm package than the node's (upgraded first)."""
         return subprocess.run(
             [NODE_PYTHON, "-m", "kubeboot_standin.kubeadm.cli", *args],
-            env=self.env(),
+            env=self.env(version),
+            input=stdin if stdin is not None else "",
             capture_output=True,
             text=True,
             timeout=timeout,

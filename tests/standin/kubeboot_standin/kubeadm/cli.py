@@ -141,6 +141,9 @@ def parser() -> argparse.ArgumentParser:
             t.add_argument("-o", "--output", default="text")
         if name == "delete":
             t.add_argument("tokens", nargs="+")
+    from . import upgrade
+
+    upgrade.add_parsers(sub)
     join = sub.add_parser("join")
     _common_init_join(join)
     join.add_argument("endpoint", nargs="?")
@@ -345,6 +348,10 @@ def main(argv: list[str] | None = None) -> int:
 
             check_mixed_arguments(args)
             join.run(args)
+        elif args.cmd == "upgrade":
+            from . import upgrade
+
+            upgrade.run(args)
         elif args.cmd == "reset":
             from . import reset
 
