@@ -15,6 +15,8 @@ import pytest
 from conftest import HERE, KUBECTL
 
 REPO = "core:/stable:/v1.33/deb"
+REPO_132 = "core:/stable:/v1.32/deb"
+KUBECTL_132 = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.32")
 CACHE = Path(os.environ.get("KUBEBOOT_STANDIN_CACHE", "/var/cache/kubeboot/standin-build"))
 
 
@@ -23,8 +25,9 @@ def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     missing = [t for t in ("dpkg-deb", "dpkg-scanpackages", "gpg", "apt-get") if shutil.which(t) is None]
     if missing:
         pytest.skip(f"host tools missing for the package build: {', '.join(missing)}")
-    if not KUBECTL.exists():
-        pytest.skip(f"the real kubectl 1.33 is not installed at {KUBECTL}")
+    for k in (KUBECTL, KUBECTL_132):
+        if not k.exists():
+            pytest.skip(f"the real kubectl is not installed at {k}")
     o = tmp_path_factory.mktemp("repo") / "out"
     cp = subprocess.run(
         [sys.executable, str(HERE / "build_repo.py"), "--out", str(o), "--cache", str(CACHE)],
@@ -34,7 +37,11 @@ def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=False,
     )
     assert cp.returncode == 0, cp.stderr
-    assert "apt line: deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg]" in cp.stdout
+    for v, minor in (("v1.32.5", "1.32"), ("v1.33.1", "1.33")):
+        assert (
+            f"apt line ({v}): deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] "
+            f"http://HOST:PORT/core:/stable:/v{minor}/deb/ /"
+        ) in cp.stdout
     return o
 
 
@@ -78,8 +85,9 @@ def test_release_is_signed_by_the_published_key(out: Path, tmp_path: Path) -> No
     )
 
 
-def test_apt_reads_the_repo_with_signed_by(out: Path, tmp_path: Path) -> None:
-    repo = out / REPO
+@pytest.mark.parametrize(("repo_path", "version"), [(REPO, "1.33.1"), (REPO_132, "1.32.5")])
+def test_apt_reads_the_repo_with_signed_by(out: Path, tmp_path: Path, repo_path: str, version: str) -> None:
+    repo = out / repo_path
     keyring = tmp_path / "kubernetes-apt-keyring.gpg"
     subprocess.run(["gpg", "--dearmor", "-o", str(keyring), str(repo / "Release.key")], check=True)
     sources = tmp_path / "kubernetes.list"
@@ -98,8 +106,8 @@ def test_apt_reads_the_repo_with_signed_by(out: Path, tmp_path: Path) -> None:
     pol = subprocess.run(
         ["apt-cache", *opts, "policy", "kubeadm", "kubelet", "kubectl"], capture_output=True, text=True, check=True
     ).stdout
-    assert pol.count("Candidate: 1.33.1-1.1") >= 2  # kubectl may be pinned higher by the host's google-cloud-cli
-    assert pol.count("1.33.1-1.1 500") == 3
+    assert pol.count(f"Candidate: {version}-1.1") >= 2  # kubectl may be pinned higher by the host's google-cloud-cli
+    assert pol.count(f"{version}-1.1 500") == 3
 
 
 def test_packages_ship_the_real_paths(out: Path) -> None:
@@ -194,3 +202,70 @@ def test_ensure_built_is_cached_and_safe_to_call_concurrently(out: Path, tmp_pat
     info = build_repo.describe(web)
     assert info["crictl_tarball"] in info["files"] and f"{info['crictl_tarball']}.sha256" in info["files"]
     assert info["cni_plugins_tarball"] in info["files"] and f"{info['cni_plugins_tarball']}.sha256" in info["files"]
+
+
+def test_both_minors_each_in_its_own_repository(out: Path) -> None:
+    for repo, version, other in ((REPO_132, "1.32.5", "1.33"), (REPO, "1.33.1", "1.32")):
+        debs = sorted(p.name for p in (out / repo / "amd64").glob("*.deb"))
+        assert debs == [
+            "cri-tools_1.33.0-1.1_amd64.deb",
+            f"kubeadm_{version}-1.1_amd64.deb",
+            f"kubectl_{version}-1.1_amd64.deb",
+            f"kubelet_{version}-1.1_amd64.deb",
+            "kubernetes-cni_1.6.0-1.1_amd64.deb",
+        ]
+        stanzas = (out / repo / "Packages").read_text().split("\n\n")
+        versions = {
+            (line.split(": ")[1], st.split("\nVersion: ")[1].split("\n")[0])
+            for st in stanzas
+            for line in st.splitlines()
+            if line.startswith("Package: ") and line.split(": ")[1] in ("kubeadm", "kubelet", "kubectl")
+        }
+        assert versions == {(p, f"{version}-1.1") for p in ("kubeadm", "kubelet", "kubectl")}, other
+        release = (out / repo / "Release").read_text()
+        assert f"Label: isv:kubernetes:core:stable:v{version.rsplit('.', 1)[0]}\n" in release
+        assert (out / f"release/stable-{version.rsplit('.', 1)[0]}.txt").read_text() == f"v{version}\n"
+    # One signing key for both, as the minors of pkgs.k8s.io share theirs.
+    assert (out / REPO / "Release.key").read_bytes() == (out / REPO_132 / "Release.key").read_bytes()
+
+
+def _out(*cmd: str, env: dict[str, str] | None = None) -> str:
+    return subprocess.run(list(cmd), capture_output=True, text=True, check=True, env=env).stdout
+
+
+def test_each_release_reports_its_own_version(out: Path, tmp_path: Path) -> None:
+    for version in ("v1.32.5", "v1.33.1"):
+        rel = out / f"release/{version}/bin/linux/amd64"
+        assert _out(str(rel / "kubeadm"), "version", "-o", "short") == f"{version}\n"
+        info = json.loads(_out(str(rel / "kubeadm"), "version", "-o", "json"))
+        assert info["clientVersion"]["gitVersion"] == version
+        assert info["clientVersion"]["minor"] == version.split(".")[1]
+        assert _out(str(rel / "kubelet"), "--version") == f"Kubernetes {version}\n"
+        kubectl = json.loads(_out(str(rel / "kubectl"), "version", "--client", "-o", "json"))
+        assert kubectl["clientVersion"]["gitVersion"] == version  # the real kubectl of that minor
+        # The images kubeadm of that release writes into the control-plane manifests.
+        listed = _out(str(rel / "kubeadm"), "config", "images", "list",
+                      env={**os.environ, "KUBEBOOT_STANDIN_ROOT": str(tmp_path)})
+        assert f"registry.k8s.io/kube-apiserver:{version}\n" in listed
+    # The package inside the .deb is the same build as the release binary.
+    deb = next((out / REPO_132 / "amd64").glob("kubeadm_*.deb"))
+    x = tmp_path / "x"
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(x)], check=True)
+    assert (x / "usr/bin/kubeadm").read_bytes() == (out / "release/v1.32.5/bin/linux/amd64/kubeadm").read_bytes()
+
+
+def test_describe_names_every_minor(out: Path) -> None:
+    sys.path.insert(0, str(HERE))
+    import build_repo
+
+    info = build_repo.describe(out)
+    assert (info["repo"], info["version"]) == (REPO, "v1.33.1")  # the default the sandbox points at
+    assert info["minors"]["1.32"] == {
+        "repo": REPO_132,
+        "version": "v1.32.5",
+        "deb_version": "1.32.5-1.1",
+        "release": "release/v1.32.5/bin/linux/amd64",
+    }
+    assert info["minors"]["1.33"]["repo"] == REPO
+    for m in info["minors"].values():
+        assert f"{m['repo']}/InRelease" in info["files"] and f"{m['release']}/kubeadm.sha256" in info["files"]
