@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ class StandinRepo:
     repo: str  # path of the apt repository below the web root, e.g. core:/stable:/v1.33/deb
     version: str  # Kubernetes version of the stand-in, e.g. v1.33.1
     files: tuple[str, ...]
+    # Every minor the web root serves ("1.32" -> ("core:/stable:/v1.32/deb", "v1.32.5")), the default one included.
+    minors: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def builder() -> Path:
@@ -52,7 +54,10 @@ def ensure_built(script: Path | None = None) -> StandinRepo:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise KubebootError(f"building the stand-in repository failed ({script}): {last}")
     info: dict[str, Any] = json.loads(done.stdout)
-    return StandinRepo(Path(info["out"]), str(info["repo"]), str(info["version"]), tuple(info.get("files", [])))
+    minors = {str(m): (str(v["repo"]), str(v["version"])) for m, v in (info.get("minors") or {}).items()}
+    return StandinRepo(
+        Path(info["out"]), str(info["repo"]), str(info["version"]), tuple(info.get("files", [])), minors
+    )
 
 
 def _release_file(repo: StandinRepo, suffix: str) -> str | None:
@@ -62,12 +67,19 @@ def _release_file(repo: StandinRepo, suffix: str) -> str | None:
     return None
 
 
-def inventory_vars(repo: StandinRepo, url: str) -> dict[str, Any]:
-    """Variables that point the cluster's package settings at the served stand-in."""
-    version = repo.version.lstrip("v")
+def inventory_vars(repo: StandinRepo, url: str, minor: str | None = None) -> dict[str, Any]:
+    """Variables that point the cluster's package settings at the served stand-in: its default release, or the
+    release of another minor it serves (e.g. "1.32", to build a cluster that an upgrade then takes to 1.33)."""
+    repo_path, full = repo.repo, repo.version
+    if minor is not None:
+        if minor not in repo.minors:
+            served = ", ".join(sorted(repo.minors)) or repo.version
+            raise UsageError(f"the stand-in repository serves no Kubernetes {minor} (it serves {served})")
+        repo_path, full = repo.minors[minor]
+    version = full.lstrip("v")
     variables: dict[str, Any] = {
         "kube_version": version,
-        "kube_package_repo_url": f"{url}/{repo.repo.removesuffix('/deb')}",
+        "kube_package_repo_url": f"{url}/{repo_path.removesuffix('/deb')}",
         "kube_download_url": f"{url}/release",
     }
     for key, suffix in (("kube_packages_crictl_url", ".tar.gz"), ("kube_packages_cni_plugins_url", ".tgz")):
