@@ -6,7 +6,7 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +64,10 @@ class Env:
             raise AssertionError(f"kubectl {' '.join(args)}: {cp.stderr}")
         return cp
 
-    def node(self, name: str) -> Node:
+    def node(self, name: str, prepare: Callable[[Node], None] | None = None) -> Node:
         n = Node(self.base, name)
+        if prepare is not None:
+            prepare(n)
         n.start_kubelet_service()
         self.nodes.append(n)
         return n
@@ -93,25 +95,34 @@ def cluster_base(factory: pytest.TempPathFactory, name: str) -> tuple[Path, int]
     return factory.mktemp(name), free_port()
 
 
+def start_cluster(
+    factory: pytest.TempPathFactory, name: str, nodes: list[Node], prepare: Callable[[Node], None] | None = None
+) -> Env:
+    """cp1 made by `kubeadm init` and w1 joined to it; prepare(node) runs before each node's kubelet starts."""
+    base, port = cluster_base(factory, name)
+    cp = Node(base, "cp1")
+    if prepare is not None:
+        prepare(cp)
+    nodes.append(cp)
+    cp.start_kubelet_service()
+    cfg = base / "init.yaml"
+    cfg.write_text(init_config(port))
+    out = cp.kubeadm("init", "--config", str(cfg), "--upload-certs")
+    assert out.returncode == 0, out.stderr + cp.kubelet_log()
+    token = re.search(r"--token (\S+)", out.stdout).group(1)  # type: ignore[union-attr]
+    ca_hash = re.search(r"--discovery-token-ca-cert-hash (sha256:[0-9a-f]{64})", out.stdout).group(1)  # type: ignore[union-attr]
+    e = Env(base, port, cp, cp, token, ca_hash, out.stdout, nodes)
+    e.w1 = e.node("w1", prepare)
+    joined = e.join(e.w1)
+    assert joined.returncode == 0, joined.stderr + e.w1.kubelet_log()
+    return e
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    base, port = cluster_base(tmp_path_factory, "standin-cluster")
     nodes: list[Node] = []
     try:
-        cp = Node(base, "cp1")
-        nodes.append(cp)
-        cp.start_kubelet_service()
-        cfg = base / "init.yaml"
-        cfg.write_text(init_config(port))
-        out = cp.kubeadm("init", "--config", str(cfg), "--upload-certs")
-        assert out.returncode == 0, out.stderr + cp.kubelet_log()
-        token = re.search(r"--token (\S+)", out.stdout).group(1)  # type: ignore[union-attr]
-        ca_hash = re.search(r"--discovery-token-ca-cert-hash (sha256:[0-9a-f]{64})", out.stdout).group(1)  # type: ignore[union-attr]
-        e = Env(base, port, cp, cp, token, ca_hash, out.stdout, nodes)
-        e.w1 = e.node("w1")
-        joined = e.join(e.w1)
-        assert joined.returncode == 0, joined.stderr + e.w1.kubelet_log()
-        yield e
+        yield start_cluster(tmp_path_factory, "standin-cluster", nodes)
     finally:
         for n in nodes:
             n.stop()

@@ -4,7 +4,6 @@ roots on loopback), upgraded to 1.33 the way kubeadm documents it, with the real
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,36 +11,35 @@ import pytest
 import yaml
 from kubeboot_standin import paths
 from nodesim import Node
-from test_kubeadm_flow import Env, cluster_base, init_config, wait
+from test_kubeadm_flow import Env, start_cluster, wait
 
 OLD = "v1.32.5"
 NEW = paths.DEFAULT_VERSION  # v1.33.1
+CNI = '{"cniVersion": "1.0.0", "name": "test", "plugins": [{"type": "bridge"}]}\n'
+
+
+def network(node: Node, ready: bool) -> None:
+    """A CNI configuration makes the node's kubelet report Ready (none: NotReady, "cni plugin not initialized")."""
+    conf = node.root / "etc/cni/net.d/10-test.conflist"
+    if ready:
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text(CNI)
+    else:
+        conf.unlink(missing_ok=True)
+
+
+def old_node(node: Node) -> None:
+    """A node of the 1.32 packages, with a network (Ready)."""
+    node.version = OLD
+    network(node, True)
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    base, port = cluster_base(tmp_path_factory, "standin-upgrade")
     nodes: list[Node] = []
     try:
-        cp = Node(base, "cp1")
-        cp.version = OLD
-        nodes.append(cp)
-        cp.start_kubelet_service()
-        cfg = base / "init.yaml"
-        cfg.write_text(init_config(port))
-        out = cp.kubeadm("init", "--config", str(cfg))
-        assert out.returncode == 0, out.stderr + cp.kubelet_log()
-        assert f"[init] Using Kubernetes version: {OLD}" in out.stdout
-        token = re.search(r"--token (\S+)", out.stdout).group(1)  # type: ignore[union-attr]
-        ca_hash = re.search(r"--discovery-token-ca-cert-hash (sha256:[0-9a-f]{64})", out.stdout).group(1)  # type: ignore[union-attr]
-        e = Env(base, port, cp, cp, token, ca_hash, out.stdout, nodes)
-        w1 = Node(base, "w1")
-        w1.version = OLD
-        w1.start_kubelet_service()
-        nodes.append(w1)
-        e.w1 = w1
-        joined = e.join(w1)
-        assert joined.returncode == 0, joined.stderr + w1.kubelet_log()
+        e = start_cluster(tmp_path_factory, "standin-upgrade", nodes, old_node)
+        assert f"[init] Using Kubernetes version: {OLD}" in e.init_out
         wait(lambda: kubelet_versions(e) == {"cp1": OLD, "w1": OLD})
         yield e
     finally:
@@ -140,6 +138,37 @@ def test_3_a_minor_skipped_is_refused(env: Env) -> None:
         in out.stderr
     ), out.stderr
     assert image_tag(env.cp, "kube-apiserver") == OLD
+
+
+def node_ready(e: Env, name: str) -> bool:
+    got = e.kubectl("get", "node", name, "-o", "json", check=False)
+    conds = json.loads(got.stdout).get("status", {}).get("conditions", []) if got.returncode == 0 else []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+
+
+def test_3_a_control_plane_not_ready_is_refused(env: Env) -> None:
+    network(env.cp, False)
+    try:
+        wait(lambda: not node_ready(env, "cp1"), 30)
+        out = env.cp.kubeadm("upgrade", "apply", NEW, "--yes", version=NEW)
+        assert out.returncode == 1
+        assert "error execution phase preflight: [upgrade/health] FATAL: [preflight] Some fatal errors occurred:" in (
+            out.stderr
+        )
+        assert (
+            "[ERROR ControlPlaneNodesReady]: there are NotReady control-planes in the cluster: [cp1]" in out.stderr
+        ), out.stderr
+        assert image_tag(env.cp, "kube-apiserver") == OLD
+        plan = env.cp.kubeadm("upgrade", "plan", version=NEW)
+        assert plan.returncode == 1 and "[ERROR ControlPlaneNodesReady]" in plan.stderr
+        ignored = env.cp.kubeadm(
+            "upgrade", "plan", "--ignore-preflight-errors=ControlPlaneNodesReady", version=NEW
+        )
+        assert ignored.returncode == 0, ignored.stderr
+        assert "[WARNING ControlPlaneNodesReady]: there are NotReady control-planes" in ignored.stderr
+    finally:
+        network(env.cp, True)
+    wait(lambda: node_ready(env, "cp1"), 30)
 
 
 def test_4_apply_asks_first(env: Env) -> None:

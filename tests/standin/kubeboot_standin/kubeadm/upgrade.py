@@ -35,7 +35,7 @@ from ..tabwriter import table
 from . import files
 from .common import run_phases
 from .files import say
-from .preflight import pull_images, report, validate_ignore
+from .preflight import PreflightError, Results, pull_images, report, validate_ignore
 
 KS = "/api/v1/namespaces/kube-system"
 CONTROL_PLANE = ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]
@@ -229,6 +229,32 @@ def local_apiserver(state: State) -> Client:
     )
 
 
+def health_checks(state: State, ignore: list[str]) -> None:
+    """kubeadm's CheckClusterHealth, the part that matters here: every control-plane node Ready
+    (ControlPlaneNodesReady, ignorable by name)."""
+    say("[upgrade] Running cluster health checks")
+    not_ready = sorted(
+        n["metadata"]["name"]
+        for n in state.nodes()
+        if "node-role.kubernetes.io/control-plane" in (n["metadata"].get("labels") or {})
+        and not any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (n.get("status") or {}).get("conditions") or []
+        )
+    )
+    if not_ready:
+        r = Results()
+        msg = f"there are NotReady control-planes in the cluster: [{' '.join(not_ready)}]"
+        if "controlplanenodesready" in ignore or "all" in ignore:
+            r.warnings.append(("ControlPlaneNodesReady", msg))
+        else:
+            r.errors.append(("ControlPlaneNodesReady", msg))
+        try:
+            report(r)
+        except PreflightError as exc:
+            raise RuntimeError(f"[upgrade/health] FATAL: {exc}") from None
+
+
 def upgrade_static_pods(state: State, target: str, timeout: float) -> None:
     """Rewrite this node's control-plane manifests for the target, wait for the kubelet to restart the API server
     with it, and roll back to the old manifests when it does not come."""
@@ -380,7 +406,7 @@ def timeout_seconds() -> float:
 def plan(args: argparse.Namespace) -> None:
     say("[preflight] Running pre-flight checks.")
     state = State(args.kubeconfig)
-    say("[upgrade] Running cluster health checks")
+    health_checks(state, validate_ignore(args.ignore_preflight_errors, []))
     say("[upgrade] Fetching available versions to upgrade to")
     cluster = state.cluster_version()
     target = target_of(args.version)
@@ -462,7 +488,7 @@ def apply(args: argparse.Namespace) -> None:
 
     def preflight() -> None:
         say("[upgrade/preflight] Running preflight checks")
-        say("[upgrade] Running cluster health checks")
+        health_checks(state, ignore)
         if not is_control_plane():
             raise RuntimeError(
                 f"the static Pod manifest of kube-apiserver was not found in {paths.MANIFESTS}: `kubeadm upgrade "
