@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import ssl
+import subprocess
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from conftest import Cluster
 from test_apiserver_kubectl import add_node
@@ -184,3 +186,26 @@ def test_eviction_dry_run_keeps_the_pod(cluster: Cluster) -> None:
     assert pods(cluster) == ["web-0"]
     node = json.loads(cluster.kubectl("get", "node", "w1", "-o", "json").stdout)
     assert not node.get("spec", {}).get("unschedulable")
+
+
+def test_drain_with_the_real_kubectl_1_32(cluster: Cluster) -> None:
+    """The kubectl of a 1.32 control plane (before its upgrade) drains the same way."""
+    kubectl = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.32")
+    add_node(cluster, "w1")
+    add_pod(cluster, "web-0", "web", "w1", 50)
+    pdb(cluster, "web-pdb", "web", minAvailable=1)
+
+    def drain(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(kubectl), "--kubeconfig", str(cluster.kubeconfig), "drain", "w1", *args],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+
+    version = subprocess.run([str(kubectl), "version", "--client"], capture_output=True, text=True, check=True)
+    assert "Client Version: v1.32." in version.stdout
+    blocked = drain("--timeout=3s")
+    assert blocked.returncode != 0 and 'pods/"web-0" -n "default"' in blocked.stderr, blocked.stderr
+    pdb(cluster, "web-pdb", "web", minAvailable=0)
+    done = drain("--timeout=10s")
+    assert done.returncode == 0, done.stderr
+    assert pods(cluster) == []
