@@ -82,11 +82,14 @@ class Sandbox:
     name: str
     inventory: Path
     nodes: dict[str, Any] = field(default_factory=dict)
+    # --standin: each minor the stand-in serves -> the variables pointing a cluster at it (an upgrade's target)
+    releases: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def up(self, *args: str) -> dict[str, Any]:
         result = kubeboot("sandbox", "up", "--name", self.name, "--inventory", str(self.inventory), "--json", *args)
         data: dict[str, Any] = json.loads(result.stdout)
         self.nodes = data["nodes"]
+        self.releases = data.get("standin_releases") or {}
         return data
 
     def down(self) -> subprocess.CompletedProcess[str]:

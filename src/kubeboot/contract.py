@@ -152,6 +152,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("etcd_backup_schedule", "str", "",
             "When each control plane saves a local etcd snapshot to /var/backups/kubeboot-etcd (a systemd OnCalendar "
             "expression such as `daily` or `*-*-* 02:30:00`). Empty: no timer (an installed one is removed)."),
+    # ---------------------------------------------------------------- upgrades (playbooks/upgrade.yml)
+    Setting("kube_upgrade_batch", "str", "1",
+            "How many workers playbooks/upgrade.yml upgrades at a time: a number (1 or more) or a percentage of the "
+            "workers such as `25%`. The control planes go one at a time."),
+    Setting("kube_upgrade_drain_timeout", "int", 300,
+            "Seconds `kubectl drain` may take on a node before playbooks/upgrade.yml stops, naming the pods (and "
+            "their PodDisruptionBudgets) that block it and making the node schedulable again.",
+            minimum=30, maximum=86400, type_message="must be a number of seconds between 30 and 86400"),
+    Setting("kube_upgrade_etcd_backup", "bool", True,
+            "Take an etcd snapshot (as playbooks/etcd_backup.yml does) before `kubeadm upgrade apply`."),
     # ---------------------------------------------------------------- software sources (may differ per node)
     Setting("containerd_registry_mirrors", "dict", {},
             "containerd registry mirrors: registry host -> list of mirror URLs, tried in order before the registry "

@@ -337,6 +337,17 @@ def check_etcd_backup(settings: dict[str, Any]) -> list[Finding]:
     return found
 
 
+def check_upgrade_batch(settings: dict[str, Any]) -> list[Finding]:
+    """kube_upgrade_batch: a positive count of workers, or a percentage of them (1% to 100%)."""
+    value = settings.get("kube_upgrade_batch")
+    text = str(value).strip() if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+    count = text[:-1] if text.endswith("%") else text
+    if count.isdigit() and (1 <= int(count) <= 100 if text.endswith("%") else int(count) >= 1):
+        return []
+    return [error(ALL, "kube_upgrade_batch", value, "must be a number of workers (1 or more) or a percentage of "
+                  "them from 1% to 100%, such as 1 or 25%")]
+
+
 def check_public_nic_name(settings: dict[str, Any]) -> list[Finding]:
     value = settings.get("public_nic_name")
     problem = syntax.interface_name(value) if isinstance(value, str) else "must be a string"
@@ -350,7 +361,7 @@ def check_settings(settings: dict[str, Any], nodes: int) -> list[Finding]:
         check_version, check_types, check_certificate_validity, check_node_cidr_mask_alias, check_cidrs,
         check_service_range_size, check_endpoint,
         check_dns_domain, check_urls, check_public_nic_name, check_msms_settings, check_nfs_settings,
-        check_cluster_name, check_etcd_backup,
+        check_cluster_name, check_etcd_backup, check_upgrade_batch,
     ]
     found = [finding for check in checks for finding in check(settings)]
     found += check_node_cidr_mask(settings, nodes)

@@ -36,6 +36,8 @@ def register(subparsers: Any) -> None:
         "--standin", action="store_true",
         help="build and serve the test stand-in Kubernetes packages (tests/standin); point the inventory at them",
     )
+    up.add_argument("--standin-minor", metavar="MINOR",
+                    help="with --standin: the Kubernetes minor the inventory gets (1.32; default: the newest served)")
     up.add_argument("--json", action="store_true", help="print the result as JSON")
     up.set_defaults(func=_up)
 
@@ -59,13 +61,14 @@ def _up(args: argparse.Namespace) -> int:
     result = manager.up(manager.UpOptions(
         name=args.name, layout=args.layout, nodes=args.nodes, subnet=args.subnet, extra_nics=args.extra_nics,
         primary_nic=args.primary_nic, inventory=args.inventory, serve=args.serve,
-        standin=args.standin,
+        standin=args.standin, standin_minor=args.standin_minor,
     ))
     if args.json:
         print(json.dumps({
             "name": result.state.name, "inventory": result.state.inventory, "started": result.started,
             "rootfs_build_seconds": round(result.rootfs_build_seconds, 1), "seconds": round(result.seconds, 1),
             "nodes": {n.name: asdict(n) for n in result.state.nodes.values()},
+            "standin_releases": result.state.standin_releases,
         }, indent=2))
         return 0
     if result.rootfs_build_seconds:

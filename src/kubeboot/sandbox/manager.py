@@ -34,6 +34,7 @@ class UpOptions:
     inventory: Path | None = None
     serve: Path | None = None
     standin: bool = False
+    standin_minor: str | None = None  # the minor the inventory gets (default: the newest the stand-in serves)
     mirror: str = rootfs.DEFAULT_MIRROR
 
 
@@ -130,7 +131,9 @@ def up(options: UpOptions) -> UpResult:
         if builder is not None:
             repo = standin.ensure_built(builder)
             services.ensure_http_server(state, gateway, repo.directory)
-            state.extra_vars = standin.inventory_vars(repo, services.served_url(state, gateway))
+            url = services.served_url(state, gateway)
+            state.extra_vars = standin.inventory_vars(repo, url, minor=options.standin_minor)
+            state.standin_releases = {minor: standin.inventory_vars(repo, url, minor=minor) for minor in repo.minors}
             state.save()
         _add_nodes(state, layout, new_names, subnet)
         to_start = [n for n in state.nodes.values() if not host.pid_matches(n.runner_pid, node.runner_marker(state, n))]

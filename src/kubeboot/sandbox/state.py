@@ -61,6 +61,8 @@ class SandboxState:
     serve_port: int = 0
     apt_proxy_port: int = 0
     extra_vars: dict[str, Any] = field(default_factory=dict)  # written into the inventory (e.g. by --standin)
+    # --standin: each minor the stand-in repository serves -> the variables that point a cluster at it
+    standin_releases: dict[str, dict[str, Any]] = field(default_factory=dict)
     processes: dict[str, ProcessState] = field(default_factory=dict)
     nodes: dict[str, NodeState] = field(default_factory=dict)
 

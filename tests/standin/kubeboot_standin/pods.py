@@ -35,6 +35,9 @@ def usable(endpoint: str) -> bool:
     return paths.root() == Path("/") and Path(cri.socket_path(endpoint)).exists() and cri.available()
 
 
+MIRROR = "kubernetes.io/config.mirror"
+
+
 def static_uid(text: str, node: str) -> str:
     """A static pod's UID: a hash of its manifest and the node (the kubelet's config hash)."""
     return hashlib.md5(f"{text}\n{node}".encode(), usedforsecurity=False).hexdigest()
@@ -77,6 +80,8 @@ class PodWorkers:
         self.pulled: set[tuple[str, str]] = set()  # (pod uid, container) whose stand-in image was pulled
         self.ips: dict[str, str] = {}  # sandbox id -> pod IP
         self.pause_checked = False
+        self.mirrors: dict[str, str] = {}  # static pod name -> the UID (manifest hash) its mirror pod was made for
+        self.orphans: list[tuple[str, str]] = []  # mirror pods in the API whose static pod is gone or changed
 
     @property
     def runtime(self) -> cri.Runtime:
@@ -100,12 +105,24 @@ class PodWorkers:
             items = client.get(f"/api/v1/pods?fieldSelector=spec.nodeName%3D{self.node}").get("items") or []
         except (ApiError, OSError):
             return pods, False
+        statics = {(pod.namespace, pod.name): uid for uid, pod in pods.items()}
+        mirrors: dict[tuple[str, str], str] = {}
         for item in items:
             meta = item["metadata"]
+            mirror_of = (meta.get("annotations") or {}).get(MIRROR)
+            if mirror_of is not None:  # the API's copy of a static pod: not a pod to run
+                mirrors[(meta.get("namespace", "default"), meta["name"])] = mirror_of
+                continue
             if meta.get("deletionTimestamp"):
                 continue
             pods[meta["uid"]] = Pod(meta["uid"], meta["name"], meta.get("namespace", "default"),
                                     item.get("spec") or {}, dict(meta.get("labels") or {}))
+        # A mirror pod missing or made for another manifest is made again (mirror()); one without its static pod
+        # any more is deleted (sync()).
+        for key, uid in statics.items():
+            if mirrors.get(key) != uid:
+                self.mirrors.pop(key[1], None)
+        self.orphans = [key for key in mirrors if key not in statics]
         return pods, True
 
     # ---- one pass ----
@@ -129,8 +146,15 @@ class PodWorkers:
             status = self.run(pod, by_uid.get(pod.uid, []), client)
             if client is not None and pod.source == "api" and status is not None:
                 self.report(client, pod, status)
+            elif client is not None and status is not None:
+                self.mirror(client, pod, status)
         if not complete:
             return
+        for namespace, name in self.orphans:  # as the kubelet's deleteOrphanedMirrorPods
+            with contextlib.suppress(ApiError, OSError):
+                client.delete(f"/api/v1/namespaces/{namespace}/pods/{name}")  # type: ignore[union-attr]
+                self.log(f'"Deleted mirror pod because it is outdated" pod="{namespace}/{name}"')
+            self.mirrors.pop(name, None)
         for uid in [u for u in self.sent if u not in wanted]:
             del self.sent[uid]
         self.pulled = {(uid, name) for uid, name in self.pulled if uid in wanted}
@@ -258,6 +282,40 @@ class PodWorkers:
         }
 
     # ---- the API server's view ----
+    def mirror(self, client: Client, pod: Pod, status: dict[str, Any]) -> None:
+        """A static pod's mirror pod, as the kubelet keeps one: made once the pod runs (named <name>-<node>, with the
+        manifest's hash in kubernetes.io/config.mirror, which kubectl drain skips), replaced when the manifest
+        changed, and its status reported like any pod's."""
+        if self.mirrors.get(pod.name) != pod.uid:
+            body = {
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": pod.name, "namespace": pod.namespace, "labels": pod.labels,
+                             "annotations": {MIRROR: pod.uid, "kubernetes.io/config.hash": pod.uid,
+                                             "kubernetes.io/config.source": "file"},
+                             "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": self.node,
+                                                  "uid": self.node_uid(client), "controller": True}]},
+                "spec": {**pod.spec, "nodeName": self.node},
+            }
+            path = f"/api/v1/namespaces/{pod.namespace}/pods"
+            try:
+                client.create(path, body)
+            except ApiError as exc:
+                if exc.code != 409:
+                    raise
+                existing = client.get(f"{path}/{pod.name}")
+                if (existing["metadata"].get("annotations") or {}).get(MIRROR) != pod.uid:
+                    client.delete(f"{path}/{pod.name}")
+                    client.create(path, body)
+            self.mirrors[pod.name] = pod.uid
+            self.sent.pop(pod.uid, None)
+            self.log(f'"Created mirror pod" pod="{pod.namespace}/{pod.name}"')
+        self.report(client, pod, status)
+
+    def node_uid(self, client: Client) -> str:
+        with contextlib.suppress(ApiError, OSError, KeyError):
+            return str(client.get(f"/api/v1/nodes/{self.node}")["metadata"]["uid"])
+        return ""
+
     def report(self, client: Client, pod: Pod, status: dict[str, Any]) -> None:
         comparable = {k: v for k, v in status.items() if k != "containerStatuses"}
         comparable["containers"] = [(s["name"], s["ready"], s.get("containerID", ""), sorted(s["state"]))
