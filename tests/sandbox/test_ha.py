@@ -29,6 +29,9 @@ VIP = f"{SUBNET}.100"
 PORT = 8443
 ENDPOINT = f"{VIP}:{PORT}"
 CONTROL_PLANES = ["cp1", "cp2", "cp3"]
+# Built at the stand-in's 1.32 (v1.32.5) for the upgrade through the VIP (calico: the other modules' upgrade is
+# flannel's).
+LAYOUT = ("--layout", "3cp1w", "--standin", "--standin-minor", "1.32", "--subnet", f"{SUBNET}.0/24")
 HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
 ETCDCTL = ("ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "
            "--cert=/etc/kubernetes/pki/apiserver-etcd-client.crt --key=/etc/kubernetes/pki/apiserver-etcd-client.key")
@@ -37,7 +40,8 @@ ETCDCTL = ("ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/e
 def write_vars(box: Sandbox) -> None:
     group_vars = box.inventory.parent / "group_vars"
     group_vars.mkdir(exist_ok=True)
-    (group_vars / "all.yml").write_text(f"---\nkube_control_plane_lb: keepalived\nkube_control_plane_vip: {VIP}\n")
+    (group_vars / "all.yml").write_text(f"---\nkube_control_plane_lb: keepalived\nkube_control_plane_vip: {VIP}\n"
+                                        "kube_cni: calico\n")
 
 
 def holders(box: Sandbox, nodes: list[str]) -> list[str]:
@@ -61,7 +65,7 @@ def wait_for_one_holder(box: Sandbox, nodes: list[str], timeout: float = 60) -> 
 
 @pytest.fixture(scope="module")
 def box(sandbox_factory: Any) -> Sandbox:
-    sandbox: Sandbox = sandbox_factory("pytestha", "--layout", "3cp1w", "--standin", "--subnet", f"{SUBNET}.0/24")
+    sandbox: Sandbox = sandbox_factory("pytestha", *LAYOUT)
     write_vars(sandbox)
     sandbox.playbook("site.yml")
     return sandbox
@@ -113,7 +117,7 @@ def test_a_fourth_control_plane_with_limit_reaches_every_haproxy_and_reset_takes
     """A control plane added with --limit: playbooks/api_endpoint.yml runs its roles on the new node only and writes
     the backends of the control planes outside the limit from there (delegated); reset.yml --limit takes it out of
     them again. (A full site.yml adding a control plane rewrites every haproxy through the roles themselves.)"""
-    box.up("--layout", "4cp1w", "--standin", "--subnet", f"{SUBNET}.0/24")
+    box.up("--layout", "4cp1w", *LAYOUT[2:])
     four = [*CONTROL_PLANES, "cp4"]
     keepalived_before = {cp: box.ssh(cp, "md5sum /etc/keepalived/keepalived.conf").stdout for cp in CONTROL_PLANES}
     run = box.playbook("playbooks/api_endpoint.yml", "--limit", "cp4")
@@ -187,6 +191,39 @@ def test_a_restore_of_three_control_planes_brings_every_member_back(box: Sandbox
     wait_for_one_holder(box, CONTROL_PLANES)
     assert box.ssh("worker1", "kubectl --kubeconfig /etc/kubernetes/kubelet.conf get --raw /readyz").stdout.strip() \
         == "ok"
+
+
+def test_an_upgrade_of_three_control_planes_keeps_the_api_answering_through_the_vip(box: Sandbox) -> None:
+    """upgrade.yml from 1.32 to 1.33 with calico: apply on cp1, node on cp2 and cp3 one at a time, then worker1;
+    a client calling the API through the VIP all along sees it answer at the end (the longest time without an
+    answer is printed: each API server restarts once, haproxy takes it out of the backends meanwhile)."""
+    target = box.inventory.parent / "v1.33.yml"
+    target.write_text(yaml.safe_dump(box.releases["1.33"]))
+    prober = Prober(VIP, PORT, interval=0.5, timeout=2.0, limit=3600.0)
+    prober.start()
+    try:
+        run = box.playbook("playbooks/upgrade.yml", "-e", f"@{target}", timeout=3600)
+    finally:
+        outage = prober.stop_when_steady(time.monotonic(), steady=3.0)
+    print(f"API through the VIP during the upgrade: {outage.line()}; errors: {outage.errors}")
+    assert outage.answered_after and outage.calls > 100, outage
+    # kubeadm's order: apply on cp1, then node on cp2 and cp3 one at a time, then the worker.
+    order = re.findall(r"TASK \[kube_upgrade : Upgrade \| kubeadm upgrade (apply|node)[^\n]*\n+changed: \[(\w+)\]",
+                       run.stdout)
+    assert order == [("apply", "cp1"), ("node", "cp2"), ("node", "cp3"), ("node", "worker1")], order
+    nodes = kubectl_json(box, "get nodes")["items"]
+    assert {n["metadata"]["name"]: n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes} == dict.fromkeys(
+        [*CONTROL_PLANES, "worker1"], "v1.33.1")
+    pods = kubectl_json(box, "-n kube-system get pods -l tier=control-plane")["items"]
+    running = sorted((p["spec"]["nodeName"], p["metadata"]["labels"]["component"], p["spec"]["containers"][0]["image"]
+                      .rsplit(":", 1)[1]) for p in pods if p["metadata"]["labels"]["component"] != "etcd")
+    assert running == sorted((cp, component, "v1.33.1") for cp in CONTROL_PLANES
+                             for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"))
+    # Everything through the VIP still, and the inventory says the version the cluster runs from here on.
+    assert holders(box, CONTROL_PLANES) and box.ssh(
+        "worker1", "kubectl --kubeconfig /etc/kubernetes/kubelet.conf get --raw /readyz").stdout.strip() == "ok"
+    again = box.playbook("playbooks/upgrade.yml", "-e", f"@{target}")
+    assert all(c["changed"] == 0 for c in recap(again.stdout).values()), task_results(again.stdout)
 
 
 def take_the_vip_away(box: Sandbox, how: str) -> None:
