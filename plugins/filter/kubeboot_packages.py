@@ -16,4 +16,5 @@ class FilterModule:
         return {
             "kubeboot_packages_missing": packages.missing,
             "kubeboot_packages_not_held": packages.not_held,
+            "kubeboot_packages_newer": packages.newer,
         }

@@ -65,3 +65,19 @@ def version_matches(have: str, want: str) -> bool:
     if want.endswith("*"):
         return have.startswith(want[:-1])
     return have == want
+
+
+def _upstream(version: str) -> tuple[int, ...]:
+    """1.33.1 of a package version (1.33.1-1.1, 1:1.33.1-1.1), as numbers; () when it has none."""
+    core = version.split(":", 1)[-1].split("-", 1)[0]
+    parts = core.split(".")
+    return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else ()
+
+
+def newer(output: str, names: list[str], version: str) -> list[str]:
+    """The installed names in `names` whose version is newer than `version` (1.32.5), as "name version": installing
+    the inventory's version there would be a downgrade."""
+    wanted = _upstream(version)
+    installed = parse(output)
+    return [f"{name} {installed[name].version}" for name in names
+            if name in installed and wanted and _upstream(installed[name].version) > wanted]

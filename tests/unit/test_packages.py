@@ -30,3 +30,12 @@ def test_versions_are_compared_exactly_or_by_glob() -> None:
 def test_rpm_output_and_empty_output() -> None:
     assert packages.missing(RPM, ["chrony", "socat"]) == ["socat"]
     assert packages.missing("", ["a", "b"]) == ["a", "b"]
+
+
+def test_newer_names_what_an_install_of_the_inventory_version_would_downgrade() -> None:
+    output = ("kubeadm\thi\t1.33.1-1.1\nkubelet\thi\t1.33.1-1.1\nkubectl\tii\t1.32.5-1.1\n")
+    assert packages.newer(output, ["kubeadm", "kubelet", "kubectl"], "1.32.5") == [
+        "kubeadm 1.33.1-1.1", "kubelet 1.33.1-1.1"]
+    assert packages.newer(output, ["kubeadm", "kubelet", "kubectl"], "1.33.1") == []
+    assert packages.newer(output, ["kubectl"], "1.32.10") == []  # numbers, not strings: 1.32.10 > 1.32.5
+    assert packages.newer("", ["kubelet"], "1.32.5") == []
