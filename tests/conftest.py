@@ -32,9 +32,24 @@ def kubeboot(*args: str, check: bool = True, timeout: float = 600) -> subprocess
 RERUNS = int(os.environ.get("KUBEBOOT_RERUNS", "1"))
 
 
+# The longest modules first (measured, longest first): with pytest-xdist's --dist loadfile each worker takes whole
+# modules in collection order, so a long module started last would leave the other worker idle at the end.
+LONGEST_FIRST = ("test_ha.py", "test_upgrade.py", "test_cluster.py", "test_reset.py", "test_scale.py",
+                 "test_etcd.py", "test_node_meta.py", "test_certs.py", "test_prepare.py", "test_pods.py")
+
+
+def _module_rank(item: pytest.Item) -> int:
+    name = item.path.name
+    return LONGEST_FIRST.index(name) if item.path.parent.name == "sandbox" and name in LONGEST_FIRST \
+        else len(LONGEST_FIRST)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests on sandbox nodes and VMs share a 2-core host with SSH, D-Bus and QEMU: a failure is run once more
+    """The longest sandbox modules first (LONGEST_FIRST; a stable sort keeps the order within each module).
+
+    Tests on sandbox nodes and VMs share a 2-core host with SSH, D-Bus and QEMU: a failure is run once more
     (KUBEBOOT_RERUNS, 0 turns it off) and shows as R, and in the rerun summary, so that it is seen, not hidden."""
+    items.sort(key=_module_rank)
     if RERUNS <= 0:
         return
     for item in items:
