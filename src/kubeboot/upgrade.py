@@ -188,13 +188,23 @@ def drain_blockers(output: str, pods: Mapping[str, Any], pdbs: Mapping[str, Any]
 
 
 def versions_report(target: str, nodes: Mapping[str, Any], pods: Mapping[str, Any],
-                    local: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+                    local: Mapping[str, Mapping[str, Any]], daemonsets: Mapping[str, Any] | None = None
+                    ) -> dict[str, Any]:
     """Every node's versions and every control-plane component's, as lines, and those not at the target.
 
-    local: node name -> its kubeadm, kubelet and kubectl versions as the node reports them.
+    local: node name -> its kubeadm, kubelet and kubectl versions as the node reports them; daemonsets: kube-system's
+    DaemonSets (kube-proxy's image is the cluster's, written by `kubeadm upgrade apply`).
     """
     wanted = parse(target)
     lines, behind = [], []
+    for ds in (daemonsets or {}).get("items") or []:
+        if (ds.get("metadata") or {}).get("name") != "kube-proxy":
+            continue
+        containers = (((ds.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or [{}]
+        proxy = image_version(containers[0].get("image"))
+        lines.append(f"cluster: kube-proxy {show(proxy)}")
+        if proxy != wanted:
+            behind.append(f"cluster: kube-proxy runs {show(proxy)}")
     components: dict[str, list[str]] = {}
     for row in _component_versions(pods):
         components.setdefault(row["node"], []).append(f"{row['component']} {show(row['version'])}")

@@ -192,3 +192,14 @@ def test_the_versions_report_lists_every_node_and_what_is_behind() -> None:
                                    {"items": [static_pod(c, "cp1", "v1.33.1") for c in upgrade.COMPONENTS]},
                                    {"cp1": {"kubeadm": "v1.33.1", "kubectl": "v1.33.1"}})
     assert done["behind"] == []
+
+
+def test_the_versions_report_has_kube_proxy_from_its_daemonset() -> None:
+    cluster = nodes(node("cp1", kubelet="v1.33.1"))
+    pods = {"items": [static_pod(c, "cp1", "v1.33.1") for c in upgrade.COMPONENTS]}
+    local = {"cp1": {"kubeadm": "v1.33.1", "kubectl": "v1.33.1"}}
+    proxy = {"items": [{"metadata": {"name": "kube-proxy"}, "spec": {"template": {"spec": {"containers": [
+        {"name": "kube-proxy", "image": "registry.k8s.io/kube-proxy:v1.32.5"}]}}}}]}
+    report = upgrade.versions_report("1.33.1", cluster, pods, local, proxy)
+    assert report["lines"][0] == "cluster: kube-proxy v1.32.5"
+    assert report["behind"] == ["cluster: kube-proxy runs v1.32.5"]
