@@ -189,7 +189,7 @@ def objects_from_json(nodes: Any, *, daemonsets: Any = None, kubeadm_config: Any
         return doc if isinstance(doc, dict) and doc.get("metadata") else None
 
     pods = _items(control_plane_pods) if isinstance(control_plane_pods, dict) else None
-    error = control_plane_pods_error or ("" if pods is not None else "not read")
+    error = control_plane_pods_error or ("" if pods is not None else "the kube-system pods were not asked for")
     return ClusterObjects(nodes=_items(nodes), daemonsets=_items(daemonsets), kubeadm_config=one(kubeadm_config),
                           flannel_config=one(flannel_config), calico_installation=one(calico_installation),
                           calico_pools=_items(calico_pools), control_plane_pods=pods,
@@ -421,4 +421,4 @@ def compare(inventory: Inventory, objects: ClusterObjects, through: str,
     return Status(through=through, nodes=statuses, cni=cni, pod_ranges=pod_ranges,
                   nfs=declared_exports(inventory), drift=drift, kube_version=kube_version,
                   components_error=None if objects.control_plane_pods is not None
-                  else objects.control_plane_pods_error or "not read")
+                  else objects.control_plane_pods_error or "the kube-system pods were not asked for")
