@@ -32,8 +32,10 @@ def register(subparsers: Any) -> None:
         "status", help="compare the running cluster with the inventory (read-only)",
         description="Connect over SSH to the first control plane as the inventory says (ansible_host, ansible_port, "
                     "ansible_user, ansible_ssh_private_key_file), read the cluster with kubectl and the admin "
-                    "kubeconfig there, and show nodes, labels, taints, the pod network and NFS exports against "
-                    "the inventory; then, over SSH to each node at once, each control plane's certificates "
+                    "kubeconfig there, and show nodes, labels, taints, the pod network, NFS exports and every "
+                    "node's versions (the kubelet; the control planes' components from their mirror pods) with "
+                    "the version skew against the inventory; then, over SSH to each node at once, each control "
+                    "plane's certificates "
                     "(kubeadm certs check-expiration) and every node's kubelet client certificate with their days "
                     "left, marked within kube_certificate_warn_days of expiry; with kube_control_plane_lb "
                     "keepalived, on each control plane whether it holds the VIP, keepalived's and haproxy's state "
@@ -78,7 +80,7 @@ def _status(args: argparse.Namespace) -> int:
         if api is not None and exc.endpoint is not None:
             _endpoint_anyway(args, api, exc, variables=variables, control_planes=control_planes)
         raise
-    status = compare(inventory, objects, conn.where)
+    status = compare(inventory, objects, conn.where, args.inventory)
     status.endpoint = api
     _read_certificates(args, status, first_certificates, first_endpoint, variables=variables,
                        settings=inventory.cluster, control_planes=control_planes, workers=workers)

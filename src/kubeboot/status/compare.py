@@ -8,7 +8,7 @@ reports drift exactly where a run of site.yml would make a change.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ from kubeboot import node_labels, node_meta
 from kubeboot.contract import CONTROL_PLANE, NFS_SERVER
 from kubeboot.derived import network, node_cidr_mask_size
 from kubeboot.inventory.model import Inventory
+from kubeboot.status import versions
 from kubeboot.status.certificates import NodeCertificates
 
 if TYPE_CHECKING:
@@ -40,6 +41,9 @@ class ClusterObjects:
     flannel_config: dict[str, Any] | None = None  # the kube-flannel-cfg ConfigMap
     calico_installation: dict[str, Any] | None = None  # operator.tigera.io Installation "default"
     calico_pools: list[dict[str, Any]] = field(default_factory=list)  # crd.projectcalico.org IPPools
+    # The kube-system pods labelled tier=control-plane (kubeadm's mirror pods); None when they could not be read.
+    control_plane_pods: list[dict[str, Any]] | None = None
+    control_plane_pods_error: str = ""  # why they could not be read
 
 
 @dataclass(frozen=True)
@@ -52,15 +56,17 @@ class Drift:
     state: str  # missing, different, extra
     expected: str | None  # None: the inventory does not want it
     actual: str | None  # None: the cluster does not have it
+    fix: str = ""  # what to do, when the line says it (version drift)
 
     def line(self) -> str:
-        """e.g. ``worker1: label disktype different: expected "ssd", actual "hdd"``."""
+        """e.g. ``worker1: label disktype different: expected "ssd", actual "hdd"``, then ``: FIX`` when known."""
         return (f"{self.node}: {self.kind} {self.key} {self.state}: expected {_shown(self.expected)}, "
-                f"actual {_shown(self.actual)}")
+                f"actual {_shown(self.actual)}" + (f": {self.fix}" if self.fix else ""))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"node": self.node, "kind": self.kind, "key": self.key, "state": self.state,
-                "expected": self.expected, "actual": self.actual}
+        found = {"node": self.node, "kind": self.kind, "key": self.key, "state": self.state,
+                 "expected": self.expected, "actual": self.actual}
+        return found | ({"fix": self.fix} if self.fix else {})
 
 
 def _shown(value: str | None) -> str:
@@ -95,6 +101,9 @@ class NodeStatus:
     inventory_roles: list[str] = field(default_factory=list)  # control_plane, worker
     roles: list[str] = field(default_factory=list)  # node-role.kubernetes.io/* as kubectl shows them
     kubelet_version: str | None = None
+    # A control plane's components (kube-apiserver, kube-controller-manager, kube-scheduler, etcd) -> the image tag
+    # of its mirror pod; empty on a worker, or when the pods could not be read.
+    components: dict[str, str] = field(default_factory=dict)
     ready: str | None = None  # True, False, Unknown (the Ready condition)
     pod_cidrs: list[str] = field(default_factory=list)
     meta: list[MetaItem] = field(default_factory=list)
@@ -139,6 +148,8 @@ class Status:
     certificate_warn_days: int = 30  # kube_certificate_warn_days
     certificate_warnings: list[str] = field(default_factory=list)  # certificates.warnings(): one line each
     endpoint: Endpoint | None = None  # with kube_control_plane_lb keepalived: the VIP and haproxy's backends
+    kube_version: str = ""  # the inventory's
+    components_error: str | None = None  # why the control-plane components could not be read (None: read)
 
     @property
     def all_drift(self) -> list[Drift]:
@@ -170,14 +181,19 @@ def _items(document: Any) -> list[dict[str, Any]]:
 
 
 def objects_from_json(nodes: Any, *, daemonsets: Any = None, kubeadm_config: Any = None, flannel_config: Any = None,
-                      calico_installation: Any = None, calico_pools: Any = None) -> ClusterObjects:
-    """``ClusterObjects`` from parsed `kubectl get -o json` documents (lists for nodes, daemonsets and pools)."""
+                      calico_installation: Any = None, calico_pools: Any = None, control_plane_pods: Any = None,
+                      control_plane_pods_error: str = "") -> ClusterObjects:
+    """``ClusterObjects`` from parsed `kubectl get -o json` documents (lists for nodes, daemonsets, pools and the
+    control-plane pods; ``control_plane_pods`` None: not read, ``control_plane_pods_error`` saying why)."""
     def one(doc: Any) -> dict[str, Any] | None:
         return doc if isinstance(doc, dict) and doc.get("metadata") else None
 
+    pods = _items(control_plane_pods) if isinstance(control_plane_pods, dict) else None
+    error = control_plane_pods_error or ("" if pods is not None else "the kube-system pods were not asked for")
     return ClusterObjects(nodes=_items(nodes), daemonsets=_items(daemonsets), kubeadm_config=one(kubeadm_config),
                           flannel_config=one(flannel_config), calico_installation=one(calico_installation),
-                          calico_pools=_items(calico_pools))
+                          calico_pools=_items(calico_pools), control_plane_pods=pods,
+                          control_plane_pods_error="" if pods is not None else error)
 
 
 def ready_state(node: Mapping[str, Any]) -> str | None:
@@ -222,7 +238,8 @@ def _taint_texts(node: Mapping[str, Any]) -> list[str]:
     return [node_meta.taint_text(t) for t in (node.get("spec") or {}).get("taints") or []]
 
 
-def _node_drift(status: NodeStatus, inventory: Inventory) -> list[Drift]:
+def _node_drift(status: NodeStatus, inventory: Inventory, sources: Sequence[str] = ("INVENTORY",),
+                newest_server: versions.Version | None = None) -> list[Drift]:
     found = [Drift(status.name, item.kind, item.key, item.state, item.expected, item.actual)
              for item in status.meta if item.state != "ok"]
     settings = inventory.cluster
@@ -234,7 +251,14 @@ def _node_drift(status: NodeStatus, inventory: Inventory) -> list[Drift]:
     version = str(settings.get("kube_version") or "")
     if version and status.kubelet_version and status.kubelet_version.lstrip("v") != version.lstrip("v"):
         found.append(Drift(status.name, "version", "kubelet", "different", f"v{version.lstrip('v')}",
-                           status.kubelet_version))
+                           status.kubelet_version,
+                           versions.behind_fix(status.name, "kubelet", status.kubelet_version, version, sources,
+                                               newest_server=newest_server)))
+    for component in versions.KUBE_COMPONENTS:
+        tag = status.components.get(component)
+        if version and tag is not None and tag.lstrip("v") != version.lstrip("v"):
+            found.append(Drift(status.name, "version", component, "different", f"v{version.lstrip('v')}",
+                               tag or None, versions.behind_fix(status.name, component, tag, version, sources)))
     subnet = network(str(settings.get("kube_pod_subnet") or ""))
     mask = node_cidr_mask_size(settings)
     for cidr in status.pod_cidrs:
@@ -327,14 +351,18 @@ def cni_status(expected: str, objects: ClusterObjects) -> CniStatus:
     return CniStatus(expected=expected, found=found, sources=sources)
 
 
-def compare(inventory: Inventory, objects: ClusterObjects, through: str) -> Status:
-    """The status of every inventory host and cluster node, and the cluster-wide settings, with all drift."""
+def compare(inventory: Inventory, objects: ClusterObjects, through: str,
+            sources: Sequence[str] = ("INVENTORY",)) -> Status:
+    """The status of every inventory host and cluster node, and the cluster-wide settings, with all drift;
+    ``sources``: the inventories, as the fixes name them."""
     settings = inventory.cluster
     hostvars = {name: host.variables for name, host in inventory.hosts.items()}
     names = [h.name for h in inventory.cluster_hosts()]
     desired = node_labels.nodes_meta(names, hostvars, inventory.groups)
     cluster_nodes = {str((n.get("metadata") or {}).get("name", "")): n for n in objects.nodes}
     groups = {CONTROL_PLANE: inventory.members(CONTROL_PLANE), "kube_node": inventory.members("kube_node")}
+    kube_version = str(settings.get("kube_version") or "")
+    components = versions.components_by_node(objects.control_plane_pods or [])
 
     statuses: list[NodeStatus] = []
     for name in [*names, *sorted(n for n in cluster_nodes if n not in names)]:
@@ -351,13 +379,18 @@ def compare(inventory: Inventory, objects: ClusterObjects, through: str) -> Stat
             status.kubelet_version = ((node.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion")
             status.ready = ready_state(node)
             status.pod_cidrs = pod_cidrs(node)
+            status.components = dict(components.get(name, {}))
         if node is not None and status.in_inventory:
             status.meta = meta_items(node, node_meta.Desired.from_params(desired[name]))
-            status.drift = _node_drift(status, inventory)
+            status.drift = _node_drift(status, inventory, sources, versions.newest_apiserver(components))
         elif status.in_inventory:
             status.drift = [Drift(name, "node", name, "missing", "in the cluster", None)]
         else:
             status.drift = [Drift(name, "node", name, "extra", None, "in the cluster")]
+        if node is not None:
+            skew = versions.kubelet_skew(name, status.kubelet_version, components, kube_version, sources)
+            status.drift += [Drift(name, "version", key, "different", expected, actual, fix)
+                             for key, expected, actual, fix in skew]
         statuses.append(status)
 
     expected_cni = str(settings.get("kube_cni") or "")
@@ -383,5 +416,9 @@ def compare(inventory: Inventory, objects: ClusterObjects, through: str) -> Stat
     for source, values in ranges.items():
         if len(values) != 1 or not _same_range(values[0], subnet):
             drift.append(Drift("cluster", "pod-subnet", source, "different", subnet, ",".join(values)))
+    drift += [Drift("cluster", "version", key, "different", expected, actual, fix)
+              for key, expected, actual, fix in versions.mixed_versions(components, kube_version, sources)]
     return Status(through=through, nodes=statuses, cni=cni, pod_ranges=pod_ranges,
-                  nfs=declared_exports(inventory), drift=drift)
+                  nfs=declared_exports(inventory), drift=drift, kube_version=kube_version,
+                  components_error=None if objects.control_plane_pods is not None
+                  else objects.control_plane_pods_error or "the kube-system pods were not asked for")

@@ -1,8 +1,9 @@
 """Reading the cluster through the first control plane, and every node's certificates: the SSH connection the
 inventory gives for each host and one script per host (read-only). On the first control plane the script runs
-kubectl with the admin kubeconfig (only `kubectl get`) and reads its certificates; on the other nodes it reads only
-their certificates. With kube_control_plane_lb keepalived, every control plane's script also reads the API endpoint
-there (the VIP, keepalived, haproxy's backends).
+kubectl with the admin kubeconfig (only `kubectl get`: the nodes, the CNI, the control planes' mirror pods, ...)
+and reads its certificates; on the other nodes it reads only their certificates. With kube_control_plane_lb
+keepalived, every control plane's script also reads the API endpoint there (the VIP, keepalived, haproxy's
+backends).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ QUERIES: tuple[tuple[str, str, bool], ...] = (
     ("flannel-config-old", "--namespace kube-system configmap kube-flannel-cfg", False),
     ("calico-installation", "installations.operator.tigera.io default", False),
     ("calico-pools", "ippools.crd.projectcalico.org", False),
+    # kubeadm's mirror pods of the control planes' static pods: each component's image tag, node by node.
+    ("control-plane-pods", "--namespace kube-system pods --selector tier=control-plane", False),
 )
 
 
@@ -329,6 +332,7 @@ def parse_output(conn: Connection, stdout: str, stderr: str = "", exit_status: i
     if preflight == "no-kubeconfig":
         raise _fail(conn, f"{ADMIN_KUBECONFIG} is missing", "form the cluster first (site.yml)")
     documents: dict[str, Any] = {}
+    failures: dict[str, str] = {}  # an optional query's section -> why it gave nothing
     for section, args, required in QUERIES:
         rc = sections.get(f"{section}.rc", "").strip()
         error = sections.get(f"{section}.err", "").strip().splitlines()
@@ -336,13 +340,18 @@ def parse_output(conn: Connection, stdout: str, stderr: str = "", exit_status: i
             if required:
                 raise _fail(conn, f"`kubectl get {args}` failed: {error[-1] if error else 'exit ' + rc}",
                             f"check the API server on {conn.name} (crictl ps; journalctl -u kubelet)")
+            failures[section] = (f"`kubectl get {args}` failed: {error[-1] if error else 'exit ' + rc}" if rc
+                                 else f"`kubectl get {args}` was not run")
             continue
         try:
             documents[section] = json.loads(sections.get(section, ""))
         except json.JSONDecodeError:
             if required:
                 raise _fail(conn, f"`kubectl get {args}` printed no JSON") from None
+            failures[section] = f"`kubectl get {args}` printed no JSON"
     return objects_from_json(
         documents.get("nodes"), daemonsets=documents.get("daemonsets"), kubeadm_config=documents.get("kubeadm-config"),
         flannel_config=documents.get("flannel-config") or documents.get("flannel-config-old"),
-        calico_installation=documents.get("calico-installation"), calico_pools=documents.get("calico-pools"))
+        calico_installation=documents.get("calico-installation"), calico_pools=documents.get("calico-pools"),
+        control_plane_pods=documents.get("control-plane-pods"),
+        control_plane_pods_error=failures.get("control-plane-pods", ""))

@@ -9,6 +9,7 @@ from kubeboot.status.certificates import NodeCertificates, Row, days
 from kubeboot.status.compare import Drift, NodeStatus, Status
 from kubeboot.status.endpoint import Endpoint, fix
 from kubeboot.status.remote import EXIT_UNREACHABLE
+from kubeboot.status.versions import COMPONENTS
 
 EXIT_OK = 0
 EXIT_DRIFT = 3
@@ -56,6 +57,7 @@ def table(status: Status) -> str:
     lines = [f"cluster read through {status.through}", ""]
     lines += _columns([("NODE", "ROLES", "VERSION", "READY", "POD CIDRS", "STATUS"),
                        *[_node_row(n) for n in status.nodes]])
+    lines += component_lines(status)
 
     meta_rows: list[tuple[str, ...]] = [("NODE", "KIND", "KEY", "INVENTORY", "CLUSTER", "STATE")]
     for node in status.nodes:
@@ -100,6 +102,20 @@ def table(status: Status) -> str:
     if status.certificate_warnings:
         lines += ["", *status.certificate_warnings]
     return "\n".join(lines)
+
+
+def component_lines(status: Status) -> list[str]:
+    """Each control plane's components at the image tag of its mirror pod, against kube_version."""
+    wanted = f"v{status.kube_version.lstrip('v')}" if status.kube_version else "not set"
+    lines = ["", f"Control-plane components (kube-system mirror pods; kube_version {wanted}):"]
+    if status.components_error is not None:
+        return [*lines, f"  not read: {status.components_error}"]
+    shown = [n for n in status.nodes if n.components or (n.in_cluster and "control-plane" in n.roles)]
+    if not shown:
+        return [*lines, "  none found (no kube-system pod labelled tier=control-plane)"]
+    rows: list[tuple[str, ...]] = [("NODE", *(c.removeprefix("kube-").upper() for c in COMPONENTS))]
+    rows += [(n.name, *(_value(n.components.get(c)) for c in COMPONENTS)) for n in shown]
+    return [*lines, *[f"  {line}" for line in _columns(rows)]]
 
 
 def _expires(row: Row) -> str:
@@ -182,6 +198,7 @@ def node_json(node: NodeStatus, certificates: dict[str, Any] | None = None) -> d
         "inventory_roles": node.inventory_roles,
         "roles": node.roles,
         "kubelet_version": node.kubelet_version,
+        "components": node.components,
         "ready": node.ready,
         "pod_cidrs": node.pod_cidrs,
         "managed": [{"kind": i.kind, "key": i.key, "expected": i.expected, "actual": i.actual, "state": i.state}
@@ -201,6 +218,8 @@ def to_json(status: Status) -> dict[str, Any]:
         "through": status.through,
         "nodes": [node_json(n, certificates_json(read.get(n.name), status.certificate_warn_days))
                   for n in status.nodes],
+        "kube_version": status.kube_version,
+        "components_error": status.components_error,
         "missing_from_cluster": status.missing,
         "not_in_inventory": status.extra,
         "cni": {"expected": status.cni.expected, "found": status.cni.found, "sources": status.cni.sources},
