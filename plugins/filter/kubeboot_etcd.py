@@ -19,4 +19,5 @@ class FilterModule:
             "kubeboot_etcd_snapshot_status": etcd.snapshot_status,
             "kubeboot_etcd_to_prune": etcd.to_prune,
             "kubeboot_etcd_member_names": etcd.member_names,
+            "kubeboot_etcd_quorum_refusal": etcd.quorum_refusal,
         }

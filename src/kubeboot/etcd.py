@@ -99,3 +99,54 @@ def member_names(text: str) -> list[str]:
     except (ValueError, KeyError, TypeError) as exc:
         raise EtcdError(f"not the output of member list -w json: {text[:200]!r}") from exc
     return sorted(str(m.get("name", "")) for m in members if m.get("name"))
+
+
+def _majority(voters: int) -> int:
+    return voters // 2 + 1
+
+
+def quorum_refusal(members: Any, healthy: Any, removing: Any, whole_cluster: bool = False) -> str:
+    """Why a reset that removes the control planes `removing` from etcd, one after another in that order, must be
+    refused; "" when it may go on.
+
+    members: the `members` of etcd's member list (each a mapping with `name` and, for a learner, `isLearner`);
+    healthy: the names of the members whose /health answered true; whole_cluster: every control plane is reset (the
+    cluster goes, quorum does not matter). Learners do not vote: removing one never breaks quorum. Refused: etcd has
+    no quorum now (a member cannot be removed), a step leaves no member (the last control plane), or a step leaves
+    fewer healthy voters than a majority of the voters that stay. The answer is one line naming the host and the way
+    out.
+    """
+    if whole_cluster:
+        return ""
+    try:
+        listed = [(str(m.get("name") or ""), bool(m.get("isLearner", False))) for m in members]
+    except (AttributeError, TypeError) as exc:
+        raise EtcdError(f"not etcd's member list: {str(members)[:200]!r}") from exc
+    names = {name for name, _ in listed if name}
+    voters = [name for name, learner in listed if name and not learner]
+    well = {str(name) for name in healthy}
+    leaving = [str(name) for name in removing if str(name) in names]
+    if not leaving:
+        return ""
+    way_out = ("bring the unhealthy members back first, or reset the whole cluster (playbooks/reset.yml "
+               "-e reset_confirm=true without --limit). Nothing was reset.")
+    standing = [name for name in voters if name in well]
+    if len(standing) < _majority(len(voters)):
+        return (f"{leaving[0]}: not reset: etcd has no quorum ({len(standing)} of {len(voters)} members healthy"
+                f"{': ' + ', '.join(sorted(standing)) if standing else ''}; a member cannot leave it now); "
+                f"{way_out}")
+    staying = list(voters)
+    for name in leaving:
+        if name not in staying:  # a learner
+            continue
+        staying.remove(name)
+        if not staying:
+            return (f"{name}: not reset: it is the last etcd member (the last control plane), so resetting it "
+                    f"ends the cluster; reset the whole cluster (playbooks/reset.yml -e reset_confirm=true without "
+                    f"--limit), or join another control plane first. Nothing was reset.")
+        up = [member for member in staying if member in well]
+        if len(up) < _majority(len(staying)):
+            return (f"{name}: not reset: etcd would lose its quorum (after it leaves, {len(up)} of the "
+                    f"{len(staying)} members that stay are healthy, fewer than the {_majority(len(staying))} a "
+                    f"majority needs); {way_out}")
+    return ""

@@ -2,9 +2,10 @@
 
 pytestflan (1 control plane + 2 workers, flannel): converge, every node Ready, flannel's net-conf in the cluster is
 ours, a second run and check mode change nothing; a third worker joins with every other host unchanged; a join made
-to fail half-way by the stand-in's fault marker converges on a plain re-run. Then NFS on the same cluster: the client
-packages on every node and a bound PersistentVolume per declared volume (on an external server: sandbox nodes cannot
-serve NFS), and a sandbox node put in nfs_server is refused with one clear line before anything changes.
+to fail half-way by the stand-in's fault marker converges on a plain re-run (both with `--limit` to that node). Then
+NFS on the same cluster: the client packages on every node and a bound PersistentVolume per declared volume (on an
+external server: sandbox nodes cannot serve NFS), and a sandbox node put in nfs_server is refused with one clear line
+before anything changes.
 calico with 3 control planes and 3 workers: the molecule scenario `calico` (tests/sandbox/test_molecule.py).
 """
 
@@ -84,11 +85,14 @@ def test_a_join_failed_half_way_converges_on_a_plain_rerun(flan: Sandbox) -> Non
     flan.up("--layout", "1cp4w", "--standin", "--subnet", FLAN_SUBNET)
     flan.ssh("worker4", "mkdir -p /etc/kubeboot-standin/faults"
              " && echo kubelet-start > /etc/kubeboot-standin/faults/join")
-    failed = flan.playbook("site.yml", check=False)
+    # Only the node being added runs (site.yml --limit): the credentials come from cp1 on its behalf.
+    failed = flan.playbook("site.yml", "--limit", "worker4", check=False)
     assert failed.returncode != 0
+    assert recap(failed.stdout) == {"worker4": recap(failed.stdout)["worker4"]}
     assert recap(failed.stdout)["worker4"]["failed"] == 1
     assert "fault injected by marker" in failed.stdout
-    rerun = flan.playbook("site.yml")
+    rerun = flan.playbook("site.yml", "--limit", "worker4")
+    assert set(recap(rerun.stdout)) == {"worker4"}
     assert recap(rerun.stdout)["worker4"]["failed"] == 0
     assert "worker4" in ready_nodes(flan)
     assert flan.ssh("worker4", "cat /etc/kubernetes/kubeboot-join.state").stdout.strip() == "complete"

@@ -113,3 +113,49 @@ def test_member_names() -> None:
     text = ('{"header":{"cluster_id":1},"members":[{"ID":2,"name":"cp2","peerURLs":["https://10.0.0.12:2380"]},'
             '{"ID":1,"name":"cp1"},{"ID":3,"peerURLs":["https://10.0.0.13:2380"]}]}')
     assert etcd.member_names(text) == ["cp1", "cp2"]  # an unstarted member has no name yet
+
+
+def _members(*names: str, learners: tuple[str, ...] = ()) -> list[dict[str, object]]:
+    return [{"ID": i, "name": n, **({"isLearner": True} if n in learners else {})} for i, n in enumerate(names)]
+
+
+def test_quorum_refusal_allows_what_keeps_a_majority() -> None:
+    three = _members("cp1", "cp2", "cp3")
+    assert etcd.quorum_refusal(three, ["cp1", "cp2", "cp3"], ["cp3"]) == ""
+    assert etcd.quorum_refusal(three, ["cp1", "cp2", "cp3"], ["cp3", "cp2"]) == ""  # 3 -> 2 -> 1, all healthy
+    assert etcd.quorum_refusal(three, ["cp1", "cp2"], ["cp3"]) == ""  # the unhealthy one leaves: 2 of 2
+    assert etcd.quorum_refusal(three, ["cp1", "cp2"], ["worker1"]) == ""  # not a member: nothing leaves etcd
+    # A learner does not vote: it leaves even while a voter is down.
+    assert etcd.quorum_refusal(_members("cp1", "cp2", "cp3", "cp4", learners=("cp4",)), ["cp1", "cp2"], ["cp4"]) == ""
+
+
+def test_quorum_refusal_of_a_step_that_breaks_quorum() -> None:
+    three = _members("cp1", "cp2", "cp3")
+    line = etcd.quorum_refusal(three, ["cp1", "cp3"], ["cp3"])  # cp2 is down: cp1 alone of cp1, cp2
+    assert line.startswith("cp3: not reset: etcd would lose its quorum")
+    assert "1 of the 2 members that stay are healthy" in line and "fewer than the 2" in line
+    assert "without --limit" in line and "\n" not in line
+    # 5 members, cp4 and cp5 down: removing cp3 first (reverse inventory order) leaves 2 healthy of 4.
+    five = _members("cp1", "cp2", "cp3", "cp4", "cp5")
+    assert etcd.quorum_refusal(five, ["cp1", "cp2", "cp3"], ["cp3", "cp4"]).startswith("cp3: ")
+    assert etcd.quorum_refusal(five, ["cp1", "cp2", "cp3"], ["cp5", "cp4"]) == ""  # the down ones go first
+
+
+def test_quorum_refusal_without_quorum_now_and_of_the_last_member() -> None:
+    line = etcd.quorum_refusal(_members("cp1", "cp2", "cp3"), ["cp1"], ["cp3"])
+    assert line.startswith("cp3: not reset: etcd has no quorum (1 of 3 members healthy: cp1;")
+    # Removing both unhealthy members at once would leave a healthy pair, but nothing can leave a cluster without
+    # quorum.
+    five = _members("cp1", "cp2", "cp3", "cp4", "cp5")
+    assert "no quorum" in etcd.quorum_refusal(five, ["cp1", "cp2"], ["cp5", "cp4", "cp3"])
+    last = etcd.quorum_refusal(_members("cp1"), ["cp1"], ["cp1"])
+    assert last.startswith("cp1: not reset: it is the last etcd member")
+    # The last healthy member of two: etcd has no quorum once the other is down.
+    assert "no quorum" in etcd.quorum_refusal(_members("cp1", "cp2"), ["cp1"], ["cp1"])
+
+
+def test_quorum_refusal_never_stands_in_the_way_of_a_whole_cluster_reset() -> None:
+    assert etcd.quorum_refusal(_members("cp1", "cp2", "cp3"), [], ["cp3", "cp2", "cp1"], whole_cluster=True) == ""
+    assert etcd.quorum_refusal(_members("cp1"), ["cp1"], ["cp1"], whole_cluster=True) == ""
+    with pytest.raises(etcd.EtcdError):
+        etcd.quorum_refusal("not a list of members", [], ["cp1"])
