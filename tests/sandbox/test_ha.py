@@ -239,7 +239,8 @@ def test_a_restore_of_three_control_planes_brings_every_member_back(box: Sandbox
 def test_vrrp2_configurations_move_to_unicast_vrrp3_in_one_run(box: Sandbox) -> None:
     """Control planes on VRRPv2 configurations (as api_endpoint.yml wrote them before VRRPv3: no vrrp_version,
     advert_int 1) all get the VRRPv3 one in the same run, reloaded; the API answers through the VIP meanwhile,
-    and one node holds it afterwards. Unicast adverts are switched on in the same run."""
+    and one node holds it afterwards. Unicast adverts are switched on in the same run. A run limited to one control
+    plane is refused while the others speak VRRPv2."""
     holder = wait_for_one_holder(box, CONTROL_PLANES)
     for cp in CONTROL_PLANES:
         box.ssh(cp, f"sed -i -e '/^ *vrrp_version 3$/d' -e 's/^\\( *advert_int\\) .*/\\1 1/' {KEEPALIVED_CONF} "
@@ -248,6 +249,12 @@ def test_vrrp2_configurations_move_to_unicast_vrrp3_in_one_run(box: Sandbox) -> 
     holder = wait_for_one_holder(box, CONTROL_PLANES)
     backup = next(cp for cp in CONTROL_PLANES if cp != holder)
     assert_adverts(box, holder, backup, version=2, centiseconds=100, unicast=False)
+    # One control plane alone (--limit) would speak VRRPv3 to VRRPv2 peers: refused, nothing changed.
+    refused = box.playbook("playbooks/api_endpoint.yml", "--limit", "cp2", check=False)
+    assert refused.returncode != 0
+    assert ("cp1: keepalived there has advert_int 1 but this run writes advert_int 0.50, vrrp_version 3 "
+            "(kube_control_plane_vip_advert_interval)") in " ".join(refused.stdout.split()), refused.stdout[-3000:]
+    assert box.ssh("cp2", f"grep -c vrrp_version {KEEPALIVED_CONF}", check=False).stdout.strip() == "0"
 
     write_vars(box, kube_control_plane_vip_unicast=True)
     prober = Prober(VIP, PORT, interval=0.2, timeout=1.0, limit=600.0)
