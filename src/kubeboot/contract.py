@@ -33,7 +33,7 @@ PREFIXES = ("kube_", "flannel_", "calico_", "nfs_", "containerd_", "public_nic_"
 
 SUPPORTED_MINORS = ("1.31", "1.32", "1.33", "1.34")
 
-Kind = Literal["str", "int", "bool", "enum", "list", "dict", "duration"]
+Kind = Literal["str", "int", "float", "bool", "enum", "list", "dict", "duration"]
 # cluster: one value on every cluster node (group_vars/all); node: a cluster-wide default that may differ per node
 # (a mirror per site); host: set per host or group.
 Scope = Literal["cluster", "node", "host"]
@@ -60,8 +60,9 @@ class Setting:
     description: str
     scope: Scope = "cluster"
     choices: tuple[str, ...] = ()
-    minimum: int | None = None
-    maximum: int | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = None  # a float's granularity (its value a whole multiple of it)
     empty_ok: bool = False  # "" is allowed besides the kind (an unset optional value)
     # What the type error says (default: one made from the kind); an int's example in "(an integer such as N)".
     type_message: str = ""
@@ -108,6 +109,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("kube_control_plane_vip_unicast", "bool", False,
             "With keepalived: send VRRP adverts to the other control planes' node addresses instead of multicast "
             "(for networks that drop multicast)."),
+    Setting("kube_control_plane_vip_advert_interval", "float", 0.5,
+            "With keepalived: seconds between two VRRP adverts (VRRPv3: 0.01 to 40.95 in steps of 0.01). A control "
+            "plane that goes away silently (powered off) loses the VIP about three intervals after its last advert.",
+            minimum=0.01, maximum=40.95, step=0.01,
+            type_message="must be a number of seconds between 0.01 and 40.95 in steps of 0.01 (VRRPv3), such as 0.5"),
     Setting("kube_control_plane_lb_port", "int", 8443,
             "With keepalived: the port haproxy listens on (on the VIP and 127.0.0.1) on every control plane; the API "
             "servers keep kube_apiserver_port, which must differ.", minimum=1, maximum=65535,
@@ -321,6 +327,16 @@ def as_int(value: Any) -> int | None:
     return None
 
 
+def as_float(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?", value.strip()):
+        return float(value)
+    return None
+
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -351,6 +367,14 @@ def type_problem(item: Setting, value: Any) -> str | None:
         high = item.maximum if item.maximum is not None else 2**63
         if number is None or not low <= number <= high:
             return item.type_message or f"must be an integer between {low} and {high}"
+        return None
+    if item.kind == "float":
+        real = as_float(value)
+        low = item.minimum if item.minimum is not None else float("-inf")
+        high = item.maximum if item.maximum is not None else float("inf")
+        off_step = item.step is not None and real is not None and abs(real / item.step - round(real / item.step)) > 1e-6
+        if real is None or not low <= real <= high or off_step:
+            return item.type_message or f"must be a number between {low} and {high}"
         return None
     if item.kind == "str":
         return None if isinstance(value, str) else (item.type_message or "must be a string")

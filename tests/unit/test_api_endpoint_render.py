@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import pytest
 import yaml
 
 from tests.unit.test_cluster_render import kubeadm_init_vars, render, strict_decode
@@ -55,7 +56,8 @@ def test_keepalived_multicast_backup_nopreempt() -> None:
     config = lines(text)
     instance = config[config.index("vrrp_instance kubeboot_api {"):]
     assert {"state BACKUP", "nopreempt", "interface eth0", "virtual_router_id 100", "priority 199",
-            "advert_int 1", "10.213.53.100/32 dev eth0", "kubeboot_api"} <= set(instance)
+            "advert_int 0.50", "10.213.53.100/32 dev eth0", "kubeboot_api"} <= set(instance)
+    assert "vrrp_version 3" in config[config.index("global_defs {"):config.index("vrrp_script kubeboot_api {")]
     assert not any(line.startswith("unicast") for line in config)
     assert 'script "/usr/local/sbin/kubeboot-vip-check"' in config
     assert "enable_script_security" in config
@@ -71,6 +73,31 @@ def test_keepalived_unicast_peers() -> None:
     assert config[start - 1] == "unicast_src_ip 10.213.53.12"
     assert config[start + 1:start + 4] == ["10.213.53.11", "10.213.53.13", "}"]
     assert text.count("{") == text.count("}")
+
+
+@pytest.mark.parametrize(("interval", "shown"), [(0.5, "0.50"), ("0.3", "0.30"), (1, "1.00"), (0.07, "0.07"),
+                                                  (40.95, "40.95")])
+def test_keepalived_vrrp3_advert_interval_in_centiseconds(interval: Any, shown: str) -> None:
+    """Every node gets the same VRRPv3 interval as keepalived reads it (seconds with two decimals; an integer
+    advert_int would be 0 for 0.5 s)."""
+    config = lines(role_render("keepalived", "keepalived.conf.j2", keepalived_vip="10.213.53.100",
+                               keepalived_advert_interval=interval))
+    assert [line for line in config if line.startswith("advert_int")] == [f"advert_int {shown}"]
+    assert config.count("vrrp_version 3") == 1
+
+
+def test_keepalived_unicast_with_vrrp3() -> None:
+    config = lines(role_render("keepalived", "keepalived.conf.j2", keepalived_vip="10.213.53.100",
+                               keepalived_unicast=True, keepalived_unicast_source="10.213.53.12",
+                               keepalived_unicast_peers=["10.213.53.11"], keepalived_advert_interval=0.25))
+    assert {"vrrp_version 3", "advert_int 0.25", "unicast_src_ip 10.213.53.12"} <= set(config)
+
+
+def test_the_playbook_maps_the_advert_interval_onto_the_role() -> None:
+    plays = yaml.safe_load((REPO / "playbooks/api_endpoint.yml").read_text())
+    roles = [r for play in plays for r in play.get("roles", []) if r["role"] == "keepalived"]
+    assert [r["vars"]["keepalived_advert_interval"] for r in roles] == [
+        "{{ kube_control_plane_vip_advert_interval }}"]
 
 
 def test_vip_check_script() -> None:

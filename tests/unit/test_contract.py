@@ -104,7 +104,7 @@ def test_known_names_are_the_contract() -> None:
 
 # ---------------------------------------------------------------- one test per rule of the schema
 
-TYPED = [s for s in contract.SETTINGS if s.scope != "host" and s.kind in ("enum", "bool", "int", "duration")]
+TYPED = [s for s in contract.SETTINGS if s.scope != "host" and s.kind in ("enum", "bool", "int", "float", "duration")]
 
 
 @pytest.mark.parametrize("item", TYPED, ids=[s.name for s in TYPED])

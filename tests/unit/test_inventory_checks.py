@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -564,6 +565,27 @@ def test_router_id_range(router_id: Any, ok: bool) -> None:
     if not ok:
         assert found[0].line().endswith("must be a VRRP router id between 1 and 255, or empty for the VIP's last "
                                         "octet")
+
+
+@pytest.mark.parametrize(("interval", "ok"), [
+    (0.5, True), ("0.5", True), (1, True), ("2", True), (0.01, True), (0.07, True), (40.95, True), (0.3, True),
+    (0, False), (0.0, False), (-1, False), (0.005, False), (0.125, False), (40.96, False), (41, False), (255, False),
+    ("half", False), ("0.5s", False), ("", False), (None, False), (True, False)])
+def test_vip_advert_interval(interval: Any, ok: bool) -> None:
+    """VRRPv3 carries the interval in centiseconds in 12 bits: 0.01 to 40.95 s, whole centiseconds."""
+    found = checks.check_types(settings(kube_control_plane_vip_advert_interval=interval))
+    assert (found == []) is ok, found
+    if not ok:
+        shown = "" if interval is None else f" = {json.dumps(interval)}"
+        assert [f.line() for f in found] == [
+            f"ERROR all: kube_control_plane_vip_advert_interval{shown}: must be a number of seconds between 0.01 "
+            "and 40.95 in steps of 0.01 (VRRPv3), such as 0.5"]
+
+
+def test_vip_advert_interval_must_agree_on_every_control_plane() -> None:
+    inv = three_control_planes(kube_control_plane_lb="keepalived", kube_control_plane_vip="192.0.2.100")
+    inv.hosts["cp2"].variables["kube_control_plane_vip_advert_interval"] = 1
+    assert "kube_control_plane_vip_advert_interval" in errors(checks.validate(inv))
 
 
 def test_lb_mode_and_ports_typed() -> None:

@@ -81,7 +81,7 @@ def check_types(settings: dict[str, Any]) -> list[Finding]:
     Strings, lists and mappings have checks of their own below (syntax, members), which say more than a type."""
     found = []
     for item in contract.scoped("cluster", "node"):
-        if item.kind not in ("enum", "bool", "int", "duration") or item.name not in settings:
+        if item.kind not in ("enum", "bool", "int", "float", "duration") or item.name not in settings:
             continue
         problem = contract.type_problem(item, settings[item.name])
         if problem:
