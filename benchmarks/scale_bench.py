@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import resource
 import subprocess
 import sys
@@ -25,20 +24,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cluster_bench import recap  # the PLAY RECAP counts, read as the cluster benchmark reads them
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # size -> sandbox name, layout, layout with one worker more, the worker added, subnet
 SIZES = {3: ("benchscale3", "1cp2w", "1cp3w", "worker3", "10.213.59.0/24"),
          12: ("benchscale12", "3cp9w", "3cp10w", "worker10", "10.213.60.0/24")}
-
-
-def recap(output: str) -> dict[str, dict[str, int]]:
-    counts: dict[str, dict[str, int]] = {}
-    for line in output.rsplit("PLAY RECAP", maxsplit=1)[-1].splitlines():
-        match = re.match(r"^(\S+)\s+:\s+(.*)$", line)
-        if match:
-            counts[match[1]] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match[2])}
-    return counts
 
 
 @dataclass
