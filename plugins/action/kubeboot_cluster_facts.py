@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,21 +36,52 @@ DOCUMENTATION = """
         C(control_planes) (each control plane's C(name) and C(address), in inventory order).
       - Warns (on the first cluster node) when some cluster nodes have no NIC named public_nic_name (the pod network
         then uses each node's default route).
+      - With C(host), works them out for that host instead (a loop over the play's hosts with C(delegate_to) and
+        C(delegate_facts), run once: one task on the controller for the whole cluster, each host's variables read
+        once for all the loop's items).
+    options:
+      host:
+        description: The inventory host to work the values out for; the task's own host when not given.
+        type: str
 """
 
 display = Display()
 
 
+class _ReadOnce(Mapping[str, Any]):
+    """Each host's variables read from hostvars once (HostVars works them out again at every access)."""
+
+    def __init__(self, hostvars: Mapping[str, Any]) -> None:
+        self._hostvars = hostvars
+        self._read: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._read:
+            self._read[name] = self._hostvars[name]
+        return self._read[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._hostvars)
+
+    def __len__(self) -> int:
+        return len(self._hostvars)
+
+
+# The hostvars of this worker process's task (its loop items share them); a new task is a new process.
+_READ: dict[int, _ReadOnce] = {}
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
-    _VALID_ARGS = frozenset()
+    _VALID_ARGS = frozenset({"host"})
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result: dict[str, Any] = super().run(tmp, task_vars)
         task_vars = task_vars or {}
-        name = str(task_vars["inventory_hostname"])
+        name = str(self._task.args.get("host") or task_vars["inventory_hostname"])
         hostvars = task_vars.get("hostvars") or {}
+        hostvars = _READ.setdefault(id(hostvars), _ReadOnce(hostvars))
         groups = task_vars.get("groups") or {}
         values = derived.node_facts(name, hostvars, groups)
         lacking = values["cluster"]["nodes_without_public_nic"]
