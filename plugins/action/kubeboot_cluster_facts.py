@@ -36,9 +36,9 @@ DOCUMENTATION = """
         C(control_planes) (each control plane's C(name) and C(address), in inventory order).
       - Warns (on the first cluster node) when some cluster nodes have no NIC named public_nic_name (the pod network
         then uses each node's default route).
-      - With C(host), works them out for that host instead (a loop over the play's hosts with C(delegate_to) and
-        C(delegate_facts), run once: one task on the controller for the whole cluster, each host's variables read
-        once for all the loop's items).
+      - With C(host), works them out for that host instead. A loop over the play's hosts with C(delegate_to),
+        C(delegate_facts) and C(run_once) is then one task on the controller for the whole cluster, which reads each
+        host's variables once for all the loop's items.
     options:
       host:
         description: The inventory host to work the values out for; the task's own host when not given.

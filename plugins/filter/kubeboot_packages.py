@@ -17,4 +17,5 @@ class FilterModule:
             "kubeboot_packages_missing": packages.missing,
             "kubeboot_packages_not_held": packages.not_held,
             "kubeboot_packages_newer": packages.newer,
+            "kubeboot_sections": packages.sections,
         }

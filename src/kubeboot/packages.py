@@ -81,3 +81,19 @@ def newer(output: str, names: list[str], version: str) -> list[str]:
     installed = parse(output)
     return [f"{name} {installed[name].version}" for name in names
             if name in installed and wanted and _upstream(installed[name].version) > wanted]
+
+
+SECTION_MARK = "@@"
+
+
+def sections(output: str) -> dict[str, list[str]]:
+    """The lines of one command that reads several things in one go, by section: each section starts with a line
+    `@@name`; lines before the first mark are left out. A section named twice keeps its last lines."""
+    found: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in output.splitlines():
+        if line.startswith(SECTION_MARK):
+            current = found[line[len(SECTION_MARK):].strip()] = []
+        elif current is not None:
+            current.append(line)
+    return found

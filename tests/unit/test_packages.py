@@ -39,3 +39,15 @@ def test_newer_names_what_an_install_of_the_inventory_version_would_downgrade() 
     assert packages.newer(output, ["kubeadm", "kubelet", "kubectl"], "1.33.1") == []
     assert packages.newer(output, ["kubectl"], "1.32.10") == []  # numbers, not strings: 1.32.10 > 1.32.5
     assert packages.newer("", ["kubelet"], "1.32.5") == []
+
+
+def test_sections_split_one_command_output_by_its_marks() -> None:
+    output = "noise\n@@packages\nkubeadm\tii\t1.33.1-1.1\n@@sysctl\n1\n0\n@@empty\n@@hostname\ncp1\ncp1\n"
+    assert packages.sections(output) == {
+        "packages": ["kubeadm\tii\t1.33.1-1.1"], "sysctl": ["1", "0"], "empty": [], "hostname": ["cp1", "cp1"],
+    }
+
+
+def test_sections_of_an_output_without_marks_are_none() -> None:
+    assert packages.sections("") == {}
+    assert packages.sections("a\nb\n") == {}
