@@ -54,6 +54,8 @@ class Prober(threading.Thread):
         while not self.done.is_set() and time.monotonic() < end:
             start = time.monotonic()
             ok, why = self.call()
+            if self.done.is_set():
+                break  # stopped while this call was under way: the sum was decided on the calls before it
             with self.lock:
                 self.results.append((start, ok, why))
             self.done.wait(max(0.0, self.interval - (time.monotonic() - start)))
