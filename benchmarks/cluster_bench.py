@@ -109,7 +109,7 @@ def bench(size: int) -> tuple[list[str], list[str]]:
     for what, run in (("cold converge", cold), ("no-op re-run", warm)):
         tasks, changed = totals(run.counts)
         rows.append(f"| {size} nodes ({layout}) | {what} | {run.seconds:.0f} s | {tasks} | {changed} | "
-                    f"{run.controller_cpu:.0f} s | {run.load:.1f} |")
+                    f"{run.controller_cpu:.0f} s | {run.controller_cpu / size:.2f} s | {run.load:.1f} |")
     return rows, memory
 
 
@@ -120,8 +120,8 @@ def main() -> int:
     if os.geteuid() != 0:
         raise SystemExit("cluster_bench: needs root (sandbox nodes)")
     print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, kernel {platform.release()}")
-    print("| nodes | run | wall time | tasks (ok, all hosts) | changed | controller CPU | load at start |")
-    print("|---|---|---|---|---|---|---|")
+    print("| nodes | run | wall time | tasks (ok, all hosts) | changed | controller CPU | per node | load at start |")
+    print("|---|---|---|---|---|---|---|---|")
     memory: list[str] = []
     for size in (int(s) for s in args.sizes.split(",")):
         rows, node_memory = bench(size)
