@@ -21,10 +21,11 @@ class Installed:
     held: bool
 
 
-def parse(output: str) -> dict[str, Installed]:
-    """Installed packages from the query's output (status "ii", or "hi" when held); anything else is not installed."""
+def parse(output: str | list[str]) -> dict[str, Installed]:
+    """Installed packages from the query's output, whole or as its lines (status "ii", or "hi" when held); anything
+    else is not installed."""
     found: dict[str, Installed] = {}
-    for line in output.splitlines():
+    for line in output if isinstance(output, list) else output.splitlines():
         fields = line.split("\t")
         if len(fields) != 3:
             continue  # "package foo is not installed" (rpm), or noise
@@ -35,7 +36,7 @@ def parse(output: str) -> dict[str, Installed]:
     return found
 
 
-def missing(output: str, wanted: list[str]) -> list[str]:
+def missing(output: str | list[str], wanted: list[str]) -> list[str]:
     """The names in `wanted` that are not installed. A name with a version (`kubeadm=1.33.1-1.1`,
     `kubeadm-1.33.1`) counts as missing unless that exact version is installed."""
     installed = parse(output)

@@ -51,3 +51,9 @@ def test_sections_split_one_command_output_by_its_marks() -> None:
 def test_sections_of_an_output_without_marks_are_none() -> None:
     assert packages.sections("") == {}
     assert packages.sections("a\nb\n") == {}
+
+
+def test_missing_reads_the_query_as_its_lines_too() -> None:
+    lines = ["kmod\tii \t30+20221128-1", "kubeadm\thi \t1.33.1-1.1", "curl\tun \t"]
+    assert packages.missing(lines, ["kmod", "kubeadm=1.33.1-*", "curl", "socat"]) == ["curl", "socat"]
+    assert packages.missing("\n".join(lines), ["kmod", "curl"]) == ["curl"]
