@@ -67,8 +67,9 @@ class _ReadOnce(Mapping[str, Any]):
         return len(self._hostvars)
 
 
-# The hostvars of this worker process's task (its loop items share them); a new task is a new process.
-_READ: dict[int, _ReadOnce] = {}
+# The hostvars as read for one task (its loop items share them), by the task's id: a process that ran an earlier task
+# (a NIC rename since) never reuses what that task read.
+_READ: dict[str, _ReadOnce] = {}
 
 
 class ActionModule(ActionBase):
@@ -81,7 +82,11 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         name = str(self._task.args.get("host") or task_vars["inventory_hostname"])
         hostvars = task_vars.get("hostvars") or {}
-        hostvars = _READ.setdefault(id(hostvars), _ReadOnce(hostvars))
+        task = str(self._task._uuid)
+        if task not in _READ:
+            _READ.clear()
+            _READ[task] = _ReadOnce(hostvars)
+        hostvars = _READ[task]
         groups = task_vars.get("groups") or {}
         values = derived.node_facts(name, hostvars, groups)
         lacking = values["cluster"]["nodes_without_public_nic"]
