@@ -114,7 +114,9 @@ def node_steps(target: str, local: Mapping[str, Any], node: Mapping[str, Any], r
     local: what the node reports of itself: kubeadm, kubelet, kubectl (their version output); apiserver (the image
     of its kube-apiserver manifest, "" on a worker); cordoned (the upgrade's marker that it cordoned the node);
     on the first control plane also applied (the version its last successful `kubeadm upgrade apply` reached),
-    cluster (kubeadm-config's kubernetesVersion) and proxy (kube-proxy's image, "" without kube-proxy).
+    cluster (kubeadm-config's kubernetesVersion) and proxy (kube-proxy's image, "" without kube-proxy);
+    unheld (the names among kubeadm, kubelet and kubectl whose dpkg selection is not hold, space-separated: a run
+    stopped between a package's install and its hold leaves it so).
     node: its Node object (kubectl get node -o json).
     """
     wanted = parse(target)
@@ -130,6 +132,7 @@ def node_steps(target: str, local: Mapping[str, Any], node: Mapping[str, Any], r
     packages = kubelet != wanted or kubectl != wanted
     restart = packages or reported != wanted
     work = kubeadm != wanted or control_plane or apply or restart
+    unheld = [name for name in str(local.get("unheld") or "").split() if name in ("kubeadm", "kubelet", "kubectl")]
     due = (
         (f"kubeadm {show(kubeadm)}", kubeadm != wanted),
         (f"control plane {show(manifests)}", control_plane),
@@ -149,8 +152,11 @@ def node_steps(target: str, local: Mapping[str, Any], node: Mapping[str, Any], r
         "restart": restart,
         "uncordon": work or bool(local.get("cordoned")),
         "done": not work,
-        "summary": f"at {show(wanted)}" if not work else
-        ", ".join(part for part, is_due in due if is_due) + f" -> {show(wanted)}",
+        # Held again without a drain: the version is already right.
+        "hold": unheld,
+        "summary": (f"at {show(wanted)}" if not work else
+                    ", ".join(part for part, is_due in due if is_due) + f" -> {show(wanted)}")
+        + (f"; not held: {' '.join(unheld)}" if unheld else ""),
     }
 
 

@@ -203,3 +203,11 @@ def test_the_versions_report_has_kube_proxy_from_its_daemonset() -> None:
     report = upgrade.versions_report("1.33.1", cluster, pods, local, proxy)
     assert report["lines"][0] == "cluster: kube-proxy v1.32.5"
     assert report["behind"] == ["cluster: kube-proxy runs v1.32.5"]
+
+
+def test_a_package_left_unheld_is_held_again_without_any_other_step() -> None:
+    """A node powered off between kubeadm's install and its hold: at the target, nothing to drain, kubeadm to hold."""
+    got = steps({**LOCAL_133, "apiserver": "", "unheld": "kubeadm "}, "v1.33.1", "worker")
+    assert got["done"] and not got["drain"] and got["hold"] == ["kubeadm"]
+    assert got["summary"] == "at v1.33.1; not held: kubeadm"
+    assert steps({**LOCAL_133, "apiserver": ""}, "v1.33.1", "worker")["hold"] == []
