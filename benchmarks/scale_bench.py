@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Benchmark of scaling out: one worker added to a 3-node and to a 12-node sandbox cluster with `site.yml --limit`.
 
-Run as root from the repository: `.venv/bin/python benchmarks/scale_bench.py [--sizes 3,12]`.
-For each size (layouts 1cp2w and 3cp9w, the stand-in) it brings up its own sandbox, forms the cluster with site.yml,
-adds one worker to the sandbox and its inventory and runs `site.yml --limit NEW` twice (the join, then a no-op
-re-run). For each run it prints the wall time, the controller's CPU time (user + system of ansible-playbook and its
-workers: the RUSAGE_CHILDREN delta), the host-tasks (ok + failed + skipped of every host in the PLAY RECAP; ok
-already counts the changed ones), the changed count and the hosts the recap lists; then the 12-node figures as
-multiples of the 3-node ones (target: at most 1.2x for CPU and host-tasks). One sandbox at a time; each is brought
-down again. Asserts nothing.
+Run as root from the repository: `.venv/bin/python benchmarks/scale_bench.py [--rounds 3]`.
+Both sandboxes (layouts 1cp2w and 3cp9w, the stand-in) are up side by side for the whole run, so that both sizes
+are measured under the same load from the nodes: each forms its cluster with site.yml and gets one node more in the
+sandbox and its inventory. Then every round, each step on both sizes before the next step, the order of the sizes
+alternating from round to round: `site.yml --limit NEW` (the join; from round 2 on, of the node reset in the round
+before), the same again (a no-op), `playbooks/reset.yml --limit NEW` (drained, reset and deleted). For each run it
+prints the wall time, the controller's CPU time (user + system of ansible-playbook and its workers: the
+RUSAGE_CHILDREN delta), the host-tasks (ok + failed + skipped of every host in the PLAY RECAP; ok already counts the
+changed ones), the changed count, the hosts the recap lists and the 1-minute load at the start; then, per step, the
+12-node medians as multiples of the 3-node ones (target: at most 1.2x for CPU and host-tasks). Both sandboxes are
+brought down at the end. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,12 +53,12 @@ class Run:
         return sum(c.get("changed", 0) for c in self.counts.values())
 
 
-def playbook(inventory: Path, *args: str) -> Run:
+def playbook(inventory: Path, path: str, *args: str) -> Run:
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "PATH": f"{BIN}:{os.environ['PATH']}"}
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    done = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), "site.yml", *args], cwd=REPO,
+    done = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), path, *args], cwd=REPO,
                           env=env, capture_output=True, text=True, check=False)
     seconds = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -63,50 +67,66 @@ def playbook(inventory: Path, *args: str) -> Run:
         log = Path(tempfile.gettempdir()) / f"scale_bench-{inventory.parent.name}.log"
         log.write_text(done.stdout + "\n" + done.stderr)
         failed = [line for line in done.stdout.splitlines() if line.startswith(("fatal:", "failed:"))]
-        raise SystemExit(f"site.yml {' '.join(args)} failed on {inventory} (whole output: {log}):\n"
+        raise SystemExit(f"{path} {' '.join(args)} failed on {inventory} (whole output: {log}):\n"
                          + "\n".join(failed[:20]) + f"\n{done.stdout[-3000:]}")
     return Run(seconds, cpu, recap(done.stdout), load)
 
 
-def bench(size: int) -> dict[str, Run]:
-    name, layout, grown, new, subnet = SIZES[size]
-    kubeboot = [str(BIN / "kubeboot"), "sandbox"]
-    with tempfile.TemporaryDirectory(prefix=f"kubeboot-{name}-") as tmp:
-        inventory = Path(tmp) / "hosts.yml"
-        up = [*kubeboot, "up", "--name", name, "--standin", "--subnet", subnet, "--inventory", str(inventory)]
-        try:
-            subprocess.run([*up, "--layout", layout], check=True, capture_output=True, text=True)
-            runs = {"form the cluster": playbook(inventory)}
-            subprocess.run([*up, "--layout", grown], check=True, capture_output=True, text=True)
-            runs[f"add {new} (--limit {new})"] = playbook(inventory, "--limit", new)
-            runs["no-op re-run (same limit)"] = playbook(inventory, "--limit", new)
-        finally:
-            subprocess.run([*kubeboot, "down", "--name", name], check=False, capture_output=True)
-    return runs
+def sandbox(action: str, size: int, *args: str) -> None:
+    subprocess.run([str(BIN / "kubeboot"), "sandbox", action, "--name", SIZES[size][0], *args], check=action == "up",
+                   capture_output=True, text=True)
+
+
+def row(size: int, what: str, run: Run) -> None:
+    hosts = ", ".join(sorted(run.counts)) if len(run.counts) <= 3 else f"{len(run.counts)} hosts"
+    print(f"| {size} ({SIZES[size][1]}) | {what} | {run.seconds:.0f} s | {run.controller_cpu:.1f} s | "
+          f"{run.host_tasks} | {run.changed} | {hosts} | {run.load:.1f} |", flush=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", default="3,12", help="comma-separated node counts among 3 and 12")
+    parser.add_argument("--rounds", type=int, default=3, help="add / no-op / remove rounds (default 3)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("scale_bench: needs root (sandbox nodes)")
     print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, kernel {platform.release()}")
     print("| nodes | run | wall time | controller CPU | host-tasks | changed | hosts in the recap | load at start |")
     print("|---|---|---|---|---|---|---|---|")
-    added: dict[int, Run] = {}
-    for size in (int(s) for s in args.sizes.split(",")):
-        for what, run in bench(size).items():
-            hosts = ", ".join(sorted(run.counts)) if len(run.counts) <= 3 else f"{len(run.counts)} hosts"
-            print(f"| {size} ({SIZES[size][1]}) | {what} | {run.seconds:.0f} s | {run.controller_cpu:.1f} s | "
-                  f"{run.host_tasks} | {run.changed} | {hosts} | {run.load:.1f} |", flush=True)
-            if what.startswith("add "):
-                added[size] = run
-    if 3 in added and 12 in added:
-        small, big = added[3], added[12]
-        print(f"\nadding one worker, 12 nodes against 3: wall time {big.seconds / small.seconds:.2f}x, controller CPU "
-              f"{big.controller_cpu / small.controller_cpu:.2f}x, host-tasks {big.host_tasks / small.host_tasks:.2f}x "
-              "(target: at most 1.2x for CPU and host-tasks)")
+    figures: dict[tuple[int, str], list[Run]] = {}
+    with tempfile.TemporaryDirectory(prefix="kubeboot-scale-") as tmp:
+        inventories = {size: Path(tmp) / str(size) / "hosts.yml" for size in SIZES}
+        try:
+            for size, (_, layout, grown, _, subnet) in SIZES.items():
+                inventories[size].parent.mkdir()
+                up = ["--standin", "--subnet", subnet, "--inventory", str(inventories[size])]
+                sandbox("up", size, "--layout", layout, *up)
+                row(size, "form the cluster", playbook(inventories[size], "site.yml"))
+                sandbox("up", size, "--layout", grown, *up)
+            for number in range(1, args.rounds + 1):
+                # The order alternates from round to round so that neither size always runs first.
+                order = list(SIZES) if number % 2 else list(reversed(SIZES))
+                steps = [("add" if number == 1 else "add again", "site.yml", ()),
+                         ("no-op re-run", "site.yml", ()),
+                         ("remove", "playbooks/reset.yml", ("-e", "reset_confirm=true"))]
+                for what, path, extra in steps:
+                    for size in order:
+                        new = SIZES[size][3]
+                        run = playbook(inventories[size], path, "--limit", new, *extra)
+                        row(size, f"round {number}: {what} {new}", run)
+                        figures.setdefault((size, what), []).append(run)
+        finally:
+            for size in SIZES:
+                sandbox("down", size)
+    print("\n12 nodes against 3 (medians over the rounds; target: at most 1.2x for CPU and host-tasks):")
+    for what in ("add", "add again", "no-op re-run", "remove"):
+        small, big = figures.get((3, what)), figures.get((12, what))
+        if not small or not big:
+            continue
+        ratios = {name: statistics.median(getattr(r, name) for r in big)
+                  / statistics.median(getattr(r, name) for r in small)
+                  for name in ("seconds", "controller_cpu", "host_tasks")}
+        print(f"  {what:<13} ({len(small)} run(s) each): wall time {ratios['seconds']:.2f}x, "
+              f"controller CPU {ratios['controller_cpu']:.2f}x, host-tasks {ratios['host_tasks']:.2f}x")
     return 0
 
 
