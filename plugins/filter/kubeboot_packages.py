@@ -18,4 +18,5 @@ class FilterModule:
             "kubeboot_packages_not_held": packages.not_held,
             "kubeboot_packages_newer": packages.newer,
             "kubeboot_sections": packages.sections,
+            "kubeboot_files_differ": packages.files_differ,
         }

@@ -11,7 +11,10 @@ without tabs); such a name is missing. The package module stays the authority: t
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -98,3 +101,24 @@ def sections(output: str) -> dict[str, list[str]]:
         elif current is not None:
             current.append(line)
     return found
+
+
+def files_differ(lines: Iterable[str] | str, wanted: Mapping[str, Any], mode: str = "0644",
+                 owner: str = "root", group: str = "root") -> list[str]:
+    """The paths of `wanted` (path: content, or None where only the mode and owners matter) whose file on the node
+    has other content, mode or owners than a copy of that content with that mode would leave, or is missing.
+
+    lines: one line per existing file, `SHA1 MODE OWNER GROUP PATH` (sha1sum and `stat -c '%a %U %G %n'`);
+    mode as written in a task ("0644"), compared as stat prints it ("644")."""
+    found: dict[str, tuple[str, str, str, str]] = {}
+    for line in lines.splitlines() if isinstance(lines, str) else lines:
+        parts = str(line).split(" ", 4)
+        if len(parts) == 5:
+            found[parts[4]] = (parts[0], parts[1], parts[2], parts[3])
+    differ = []
+    for path, content in wanted.items():
+        have = found.get(path)
+        if have is None or (have[1], have[2], have[3]) != (str(mode).lstrip("0") or "0", owner, group) \
+                or (content is not None and have[0] != hashlib.sha1(str(content).encode()).hexdigest()):
+            differ.append(path)
+    return differ

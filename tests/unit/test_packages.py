@@ -57,3 +57,17 @@ def test_missing_reads_the_query_as_its_lines_too() -> None:
     lines = ["kmod\tii \t30+20221128-1", "kubeadm\thi \t1.33.1-1.1", "curl\tun \t"]
     assert packages.missing(lines, ["kmod", "kubeadm=1.33.1-*", "curl", "socat"]) == ["curl", "socat"]
     assert packages.missing("\n".join(lines), ["kmod", "curl"]) == ["curl"]
+
+
+def test_files_differ_names_each_file_whose_content_mode_or_owner_a_copy_would_change() -> None:
+    import hashlib
+
+    content = "# managed\nbr_netfilter\n"
+    sha = hashlib.sha1(content.encode()).hexdigest()
+    lines = [f"{sha} 644 root root /etc/a.conf", f"{sha} 600 root root /etc/b.conf",
+             f"{'0' * 40} 644 root root /etc/c.conf", f"{sha} 644 root adm /etc/hosts"]
+    wanted = {"/etc/a.conf": content, "/etc/b.conf": content, "/etc/c.conf": content, "/etc/d.conf": content,
+              "/etc/hosts": None}
+    assert packages.files_differ(lines, wanted) == ["/etc/b.conf", "/etc/c.conf", "/etc/d.conf", "/etc/hosts"]
+    assert packages.files_differ("\n".join(lines), {"/etc/a.conf": content, "/etc/b.conf": None}, mode="0600") \
+        == ["/etc/a.conf"]
