@@ -118,7 +118,8 @@ def files_differ(lines: Iterable[str] | str, wanted: Mapping[str, Any], mode: st
     differ = []
     for path, content in wanted.items():
         have = found.get(path)
+        digest = hashlib.sha1(str(content).encode(), usedforsecurity=False).hexdigest()
         if have is None or (have[1], have[2], have[3]) != (str(mode).lstrip("0") or "0", owner, group) \
-                or (content is not None and have[0] != hashlib.sha1(str(content).encode(), usedforsecurity=False).hexdigest()):
+                or (content is not None and have[0] != digest):
             differ.append(path)
     return differ
