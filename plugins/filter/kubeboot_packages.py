@@ -19,4 +19,5 @@ class FilterModule:
             "kubeboot_packages_newer": packages.newer,
             "kubeboot_sections": packages.sections,
             "kubeboot_files_differ": packages.files_differ,
+            "kubeboot_digests": packages.digests,
         }

@@ -105,7 +105,8 @@ def sections(output: str) -> dict[str, list[str]]:
 
 def files_differ(lines: Iterable[str] | str, wanted: Mapping[str, Any], mode: str = "0644",
                  owner: str = "root", group: str = "root") -> list[str]:
-    """The paths of `wanted` (path: content, or None where only the mode and owners matter) whose file on the node
+    """The paths of `wanted` (path: content, {"sha1": digest of the content}, or None where only the mode and owners
+    matter) whose file on the node
     has other content, mode or owners than a copy of that content with that mode would leave, or is missing.
 
     lines: one line per existing file, `SHA1 MODE OWNER GROUP PATH` (sha1sum and `stat -c '%a %U %G %n'`);
@@ -118,8 +119,16 @@ def files_differ(lines: Iterable[str] | str, wanted: Mapping[str, Any], mode: st
     differ = []
     for path, content in wanted.items():
         have = found.get(path)
-        digest = hashlib.sha1(str(content).encode(), usedforsecurity=False).hexdigest()
+        digest = (content["sha1"] if isinstance(content, Mapping)
+                  else hashlib.sha1(str(content).encode(), usedforsecurity=False).hexdigest())
         if have is None or (have[1], have[2], have[3]) != (str(mode).lstrip("0") or "0", owner, group) \
                 or (content is not None and have[0] != digest):
             differ.append(path)
     return differ
+
+
+def digests(text: str) -> dict[str, dict[str, str]]:
+    """`PATH SHA1` lines (a template's rendering per file, hashed on the controller) as files_differ's wanted
+    entries: {path: {"sha1": digest}}."""
+    pairs = (line.split() for line in str(text or "").splitlines())
+    return {pair[0]: {"sha1": pair[1]} for pair in pairs if len(pair) == 2}

@@ -71,3 +71,10 @@ def test_files_differ_names_each_file_whose_content_mode_or_owner_a_copy_would_c
     assert packages.files_differ(lines, wanted) == ["/etc/b.conf", "/etc/c.conf", "/etc/d.conf", "/etc/hosts"]
     assert packages.files_differ("\n".join(lines), {"/etc/a.conf": content, "/etc/b.conf": None}, mode="0600") \
         == ["/etc/a.conf"]
+
+
+def test_digests_turn_path_and_sha1_lines_into_wanted_entries() -> None:
+    assert packages.digests("/etc/a/hosts.toml abc\n\n/etc/b/hosts.toml def\n") == {
+        "/etc/a/hosts.toml": {"sha1": "abc"}, "/etc/b/hosts.toml": {"sha1": "def"}}
+    assert packages.files_differ(["abc 644 root root /etc/a/hosts.toml"], packages.digests("/etc/a/hosts.toml abc")) \
+        == []
