@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,38 @@ def test_converge_then_second_run_and_check_mode_change_nothing(converged: dict[
         assert set(counts) == {"cp1", "worker1", "worker2"}
         assert all(c["changed"] == 0 and c["failed"] == 0 for c in counts.values()), \
             task_results(converged[run], ("changed", "fatal", "failed"))
+
+
+# The includes that hold each role's work on a node: a prepared node skips them all (only the roles' reads run).
+WORK_INCLUDES = (
+    "os_prep : OS prep | Install packages",
+    "os_prep : OS prep | Kernel modules, sysctls, hostname, /etc/hosts and time synchronisation",
+    "containerd : Containerd | Install, configure, enable and start",
+    "kube_packages : Kube packages | The repository",
+    "kube_packages : Kube packages | Install by package",
+)
+
+
+def task_statuses(output: str, name: str) -> dict[str, set[str]]:
+    """Each host's statuses (ok, changed, skipping, included, ...) on the tasks named `name` ("role : Task name")."""
+    statuses: dict[str, set[str]] = {}
+    current = False
+    for line in output.splitlines():
+        if line.startswith("TASK ["):
+            current = line.startswith(f"TASK [{name}]")
+        elif current and (match := re.match(r"^(\w+): \[([^\]\s]+)", line)):
+            statuses.setdefault(match.group(2), set()).add(match.group(1))
+    return statuses
+
+
+def test_a_prepared_node_runs_only_the_reads_of_each_role(converged: dict[str, str]) -> None:
+    for name in WORK_INCLUDES:
+        first = task_statuses(converged["first"], name)
+        assert set().union(*first.values()) - {"skipping"}, f"{name}: not run on fresh nodes: {first}"
+        for run in ("second", "check"):
+            statuses = task_statuses(converged[run], name)
+            skipped = {node: {"skipping"} for node in ("cp1", "worker1", "worker2")}
+            assert statuses == skipped, f"{run}, {name}: {statuses}"
 
 
 def box_version(box: Sandbox) -> str:
