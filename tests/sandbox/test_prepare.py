@@ -170,11 +170,10 @@ def test_converge_then_second_run_and_check_mode_change_nothing(converged: dict[
 # binaries, not packages): a prepared node skips them all (only the roles' reads run).
 ALL_NODES = ("cp1", "worker1", "worker2")
 WORK_INCLUDES = {
-    "os_prep : OS prep | Install packages": ALL_NODES,
-    "os_prep : OS prep | Kernel modules, sysctls, hostname, /etc/hosts and time synchronisation": ALL_NODES,
+    "os_prep : OS prep | Bring the node in line": ALL_NODES,
     "containerd : Containerd | Install, configure, enable and start": ALL_NODES,
     "kube_packages : Kube packages | The repository": ("cp1", "worker2"),
-    "kube_packages : Kube packages | Install by package": ALL_NODES,
+    "kube_packages : Kube packages | Install and enable": ALL_NODES,
 }
 
 
