@@ -173,7 +173,7 @@ WORK_INCLUDES = {
     "os_prep : OS prep | Bring the node in line": ALL_NODES,
     "containerd : Containerd | Install, configure, enable and start": ALL_NODES,
     "kube_packages : Kube packages | The repository": ("cp1", "worker2"),
-    "kube_packages : Kube packages | Install and enable": ALL_NODES,
+    "kube_packages : Kube packages | Install by package and enable the kubelet": ALL_NODES,
 }
 
 
