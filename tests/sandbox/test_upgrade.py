@@ -158,6 +158,9 @@ def test_a_worker_lost_in_its_batch_is_finished_by_a_plain_rerun(cluster: Sandbo
     assert run.returncode != 0
     assert recap(output)["worker2"]["unreachable"] + recap(output)["worker2"]["failed"] > 0
     cluster.up(*LAYOUT)  # worker2 boots again
+    # A real host applies /etc/sysctl.d at boot; systemd-sysctl does not run in a sandbox node (/proc/sys is read-only
+    # there, ConditionPathIsReadWrite fails), so worker2 would come back with net.ipv4.ip_forward=0.
+    cluster.ssh("worker2", "sysctl -q -p /etc/sysctl.d/99-kubernetes.conf")
     deadline = time.monotonic() + 300
     while node_versions(cluster).get("worker2") is None or cluster.ssh(
             "cp1", f"{KUBECTL} get node worker2 -o jsonpath='{{.status.conditions[?(@.type==\"Ready\")].status}}'"
