@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from kubeboot.sandbox.state import state_root
+
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
@@ -216,7 +218,8 @@ def sandbox_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     made: list[Sandbox] = []
 
     def make(name: str, *args: str) -> Sandbox:
-        if any(b.name == name for b in made):  # a rerun of the test that made it: start from nothing again
+        # A rerun of the test that made it, or one left by a run that was cut off: start from nothing again.
+        if any(b.name == name for b in made) or (state_root() / name / "state.json").exists():
             kubeboot("sandbox", "down", "--name", name, check=False)
         box = Sandbox(name=name, inventory=tmp_path_factory.mktemp(f"inv-{name}") / "hosts.yml")
         made.append(box)
