@@ -60,3 +60,25 @@ def test_bad_inventory_stops_site_before_any_host(sandbox_factory: Any, tmp_path
         assert changed_since_stamp(box, node) == [], f"{node} changed"
         assert box.ssh(node, "ls -la /etc /root /usr/local | md5sum").stdout == before[node]
         assert box.ssh(node, "test -e /root/.ansible/tmp && echo yes || echo no").stdout.strip() == "no"
+
+
+def test_an_unsupported_os_family_stops_site_before_any_host_changes(sandbox_factory: Any, tmp_path: Path) -> None:
+    """The OS family is known only from the gathered facts: site.yml checks it for every node before the first change
+    (the Kubernetes package repository on the supported nodes) and names each node it cannot prepare."""
+    box: Sandbox = sandbox_factory("pytestos", "--layout", "1cp1w", "--standin", "--subnet", "10.213.23.0/24")
+    # worker1 as Ansible's fact gathering sees an Alpine host.
+    box.ssh("worker1", "mv /etc/debian_version /etc/debian_version.away && echo 3.20.3 > /etc/alpine-release && "
+                       "cp /etc/os-release /etc/os-release.away && rm /etc/os-release && "
+                       "printf 'NAME=\"Alpine Linux\"\\nID=alpine\\nVERSION_ID=3.20.3\\n' > /etc/os-release")
+    for node in box.nodes:
+        box.ssh(node, f"touch {STAMP}")
+    result = box.playbook("site.yml", check=False)
+    output = " ".join(result.stdout.split())
+    assert result.returncode != 0
+    assert ("worker1: os family Alpine is not supported; use Debian 12, Ubuntu 22.04/24.04 or Rocky/Alma 9."
+            in output), result.stdout[-3000:]
+    for node in box.nodes:
+        assert box.ssh(node, "ls /etc/apt/sources.list.d/ /etc/apt/keyrings/ 2>/dev/null | grep -c kubernetes || true"
+                       ).stdout.strip() == "0", node
+        changed = box.ssh(node, f"find /etc /usr /opt -xdev -newer {STAMP} -print 2>/dev/null || true").stdout.split()
+        assert [path for path in changed if path not in ("/etc/os-release", "/etc/alpine-release")] == [], node
