@@ -135,7 +135,9 @@ def test_the_monthly_timer_comes_and_goes_with_the_setting(box: Sandbox) -> None
     box.playbook("playbooks/certs.yml")
     gone = box.ssh("cp1", "test -e /etc/systemd/system/kubeboot-certs-renew.timer", check=False)
     assert gone.returncode != 0
-    assert box.ssh("cp1", "systemctl is-active kubeboot-certs-renew.timer", check=False).stdout.strip() == "inactive"
+    # Stopped (inactive, or failed: its service unit is gone) and no longer enabled: it fires no more.
+    assert box.ssh("cp1", "systemctl is-active kubeboot-certs-renew.timer", check=False).stdout.strip() != "active"
+    assert box.ssh("cp1", "systemctl is-enabled kubeboot-certs-renew.timer", check=False).stdout.strip() != "enabled"
     assert_unchanged(box.playbook("playbooks/certs.yml").stdout, {"cp1"})
 
 

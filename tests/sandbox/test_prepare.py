@@ -254,4 +254,5 @@ def test_the_control_plane_pulled_kubeadms_images_ahead_and_workers_did_not(
         assert box.ssh(node, "crictl images -q").stdout.split() == [], f"{node} pulled images"
     pulls = [entry for entry in task_results(converged["first"]).split("TASK [")
              if entry.splitlines() and entry.splitlines()[0].endswith("Kube packages | Pull the missing images]")]
-    assert len(pulls) == len(wanted) and all("changed: [cp1]" in entry for entry in pulls), pulls
+    # One call on cp1 pulled them all (the images are on cp1, above).
+    assert len(pulls) == 1 and "changed: [cp1]" in pulls[0], pulls
