@@ -18,6 +18,7 @@ class FilterModule:
             "kubeboot_packages_not_held": packages.not_held,
             "kubeboot_packages_newer": packages.newer,
             "kubeboot_sections": packages.sections,
+            "kubeboot_parts": packages.parts,
             "kubeboot_files_differ": packages.files_differ,
             "kubeboot_digests": packages.digests,
         }

@@ -103,6 +103,22 @@ def sections(output: str) -> dict[str, list[str]]:
     return found
 
 
+PART_MARK = "@@@"
+
+
+def parts(output: str) -> dict[str, str]:
+    """The outputs of several roles' reads run as one command, by part: each part starts with a line `@@@name`; lines
+    before the first mark are left out. Each part is then read as that role's own read would be (e.g. by sections)."""
+    found: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in output.splitlines():
+        if line.startswith(PART_MARK):
+            current = found[line[len(PART_MARK):].strip()] = []
+        elif current is not None:
+            current.append(line)
+    return {name: "\n".join(lines) for name, lines in found.items()}
+
+
 def files_differ(lines: Iterable[str] | str, wanted: Mapping[str, Any], mode: str = "0644",
                  owner: str = "root", group: str = "root") -> list[str]:
     """The paths of `wanted` (path: content, {"sha1": digest of the content}, or None where only the mode and owners

@@ -53,6 +53,18 @@ def test_sections_of_an_output_without_marks_are_none() -> None:
     assert packages.sections("a\nb\n") == {}
 
 
+def test_parts_split_several_reads_run_as_one_command_and_keep_each_reads_sections() -> None:
+    output = ("banner\n@@@kube_packages\nkubeadm\tii\t1.33.1-1.1\n@@kubelet\nenabled\n"
+              "@@@os_prep\n@@packages\nkmod\tii\t30\n@@@containerd\n")
+    found = packages.parts(output)
+    assert found == {"kube_packages": "kubeadm\tii\t1.33.1-1.1\n@@kubelet\nenabled",
+                     "os_prep": "@@packages\nkmod\tii\t30", "containerd": ""}
+    assert packages.sections(found["kube_packages"]) == {"kubelet": ["enabled"]}
+    assert packages.missing(found["kube_packages"], ["kubeadm", "kubelet"]) == ["kubelet"]
+    assert packages.sections(found["os_prep"]) == {"packages": ["kmod\tii\t30"]}
+    assert packages.parts("no marks\n") == {}
+
+
 def test_missing_reads_the_query_as_its_lines_too() -> None:
     lines = ["kmod\tii \t30+20221128-1", "kubeadm\thi \t1.33.1-1.1", "curl\tun \t"]
     assert packages.missing(lines, ["kmod", "kubeadm=1.33.1-*", "curl", "socat"]) == ["curl", "socat"]
