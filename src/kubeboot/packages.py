@@ -90,17 +90,23 @@ def newer(output: str, names: list[str], version: str) -> list[str]:
 SECTION_MARK = "@@"
 
 
-def sections(output: str) -> dict[str, list[str]]:
-    """The lines of one command that reads several things in one go, by section: each section starts with a line
-    `@@name`; lines before the first mark are left out. A section named twice keeps its last lines."""
+def _split(output: str, mark: str) -> dict[str, list[str]]:
+    """The lines of `output` by the name of the mark line (`mark` + name) above them; lines before the first mark are
+    left out, and a name marked twice keeps its last lines."""
     found: dict[str, list[str]] = {}
     current: list[str] | None = None
     for line in output.splitlines():
-        if line.startswith(SECTION_MARK):
-            current = found[line[len(SECTION_MARK):].strip()] = []
+        if line.startswith(mark):
+            current = found[line[len(mark):].strip()] = []
         elif current is not None:
             current.append(line)
     return found
+
+
+def sections(output: str) -> dict[str, list[str]]:
+    """The lines of one command that reads several things in one go, by section: each section starts with a line
+    `@@name`; lines before the first mark are left out. A section named twice keeps its last lines."""
+    return _split(output, SECTION_MARK)
 
 
 PART_MARK = "@@@"
@@ -109,14 +115,7 @@ PART_MARK = "@@@"
 def parts(output: str) -> dict[str, str]:
     """The outputs of several roles' reads run as one command, by part: each part starts with a line `@@@name`; lines
     before the first mark are left out. Each part is then read as that role's own read would be (e.g. by sections)."""
-    found: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for line in output.splitlines():
-        if line.startswith(PART_MARK):
-            current = found[line[len(PART_MARK):].strip()] = []
-        elif current is not None:
-            current.append(line)
-    return {name: "\n".join(lines) for name, lines in found.items()}
+    return {name: "\n".join(lines) for name, lines in _split(output, PART_MARK).items()}
 
 
 def files_differ(lines: Iterable[str] | str, wanted: Mapping[str, Any], mode: str = "0644",
